@@ -1,0 +1,72 @@
+"""Test helpers: load a lesson's reusable cells as a module, and run a lesson in a fresh kernel.
+
+Cells whose first line is `#@save` hold the code a lesson teaches; tests import it from the
+notebook itself, so the notebook stays the one source of truth.
+"""
+
+import functools
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import environment, execute, lesson_paths  # noqa: E402
+
+DATA = ROOT / "data"
+SAVE_MARK = "#@save"
+SCRATCH = Path(tempfile.mkdtemp(prefix="bn-tests-"))
+
+
+def notebook_path(prefix):
+    """notebooks/<prefix>_*.ipynb, e.g. notebook_path("01")."""
+    paths = lesson_paths([prefix])
+    if len(paths) != 1:
+        raise FileNotFoundError(f"expected one notebook notebooks/{prefix}*.ipynb, found {paths}")
+    return paths[0]
+
+
+def saved_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith(SAVE_MARK)]
+
+
+@functools.cache
+def load_lesson(prefix):
+    """The lesson's #@save cells, executed in order as a module (in fast mode, data from data/)."""
+    path = notebook_path(prefix)
+    module = types.ModuleType(f"lesson_{prefix}", f"The #@save cells of {path.name}")
+    module.__file__ = str(path)
+    figures = SCRATCH / f"figures-{prefix}"
+    with environment(BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(figures)):
+        for index, source in enumerate(saved_cells(path)):
+            exec(compile(source, f"{path.name}[#@save cell {index}]", "exec"), module.__dict__)
+    return module
+
+
+@functools.cache
+def run_lesson(prefix, fast=True):
+    """Execute the lesson alone in an empty folder (data from data/, as a learner could download
+    it); returns (executed notebook, seconds, folder). Cached: each lesson runs once per mode."""
+    path = notebook_path(prefix)
+    folder = SCRATCH / f"run-{prefix}-{'fast' if fast else 'full'}"
+    folder.mkdir()
+    shutil.copy(path, folder)
+    nb, seconds = execute(folder / path.name, folder, fast, BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=None)
+    return nb, seconds, folder
+
+
+def outputs_text(nb):
+    """All text the executed notebook printed or displayed, joined (for checking stated numbers)."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "data" in output and "text/plain" in output.data:
+                parts.append(output.data["text/plain"])
+    return "\n".join(parts)

@@ -1,0 +1,70 @@
+"""Run lessons top to bottom in a fresh kernel and report how long each took.
+
+    python tools/run_notebooks.py            # every lesson, full mode: regenerates figures/
+    python tools/run_notebooks.py --fast 01  # lesson 01 in the fast mode the tests use
+
+Lessons run in notebooks/, so the figures they save land in the repository's figures/. The
+notebooks on disk are left as they are (without outputs).
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def lesson_paths(prefixes=()):
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if prefixes:
+        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in prefixes)]
+    return paths
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """Set (or, for None, unset) environment variables for the kernels started inside."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def execute(path, folder, fast, timeout=900, **env):
+    """Execute the notebook at `path` with `folder` as its working directory; returns
+    (executed notebook, seconds). Raises nbclient's CellExecutionError on the first error."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}})
+    with environment(BN_FAST="1" if fast else None, **env):
+        start = time.perf_counter()
+        client.execute()
+        return nb, time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 01 04 (default: all)")
+    parser.add_argument("--fast", action="store_true", help="the fast mode (BN_FAST=1)")
+    args = parser.parse_args(argv)
+    total = 0.0
+    for path in lesson_paths(args.lessons):
+        _, seconds = execute(path, NOTEBOOKS, args.fast)
+        total += seconds
+        print(f"{path.name}: {seconds:.1f} s", flush=True)
+    print(f"total: {total:.1f} s ({'fast' if args.fast else 'full'} mode)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
