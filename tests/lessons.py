@@ -48,10 +48,14 @@ def load_lesson(prefix):
     return module
 
 
-@functools.cache
 def run_lesson(prefix, fast=True):
     """Execute the lesson alone in an empty folder (data from data/, as a learner could download
     it); returns (executed notebook, seconds, folder). Cached: each lesson runs once per mode."""
+    return _run_lesson(prefix, bool(fast))
+
+
+@functools.cache
+def _run_lesson(prefix, fast):
     path = notebook_path(prefix)
     folder = SCRATCH / f"run-{prefix}-{'fast' if fast else 'full'}"
     folder.mkdir()
