@@ -133,6 +133,8 @@ def test_0_255_data_with_0_1_constants_is_255_times_too_large_and_saturates_a_si
     too_big = normalize(torch.from_numpy(photo).permute(2, 0, 1).float())
     assert too_big.max() > 1000 and (too_big.abs() > 4).double().mean() > 0.99
     assert (normalize(image).abs() > 4).sum() == 0
+    # ToTensor divides uint8 only: a float array keeps its 0..255 values
+    assert transforms.ToTensor()(photo.astype(np.float32)).max() == 255
     scaled_up = transforms.Normalize([m * 255 for m in lesson.IMAGENET_MEAN],
                                      [s * 255 for s in lesson.IMAGENET_STD])(image)
     mean, std, _, _ = lesson.channel_stats(scaled_up)
@@ -303,6 +305,10 @@ def test_condition_numbers_raw_min_max_standardized():
     assert abs(kappas["standardized"] - (1 + rho) / (1 - rho)) < 1e-9
     scaled = lesson.min_max_scale(features)
     assert scaled.min() == 0 and scaled.max() == 1
+    # min-max leaves both columns positive with means near 0.5: nearly parallel
+    assert (abs(scaled.mean(0) - 0.5) < 0.1).all()
+    cosine = scaled[:, 0] @ scaled[:, 1] / np.linalg.norm(scaled[:, 0]) / np.linalg.norm(scaled[:, 1])
+    assert cosine > 0.7
 
 
 def test_an_outlier_hurts_min_max_more_than_standardization():
@@ -347,7 +353,7 @@ def test_the_panel_is_deterministic_and_shows_what_it_says(image):
 # --- the executed notebook ----------------------------------------------------------------------
 
 def test_the_executed_lesson_prints_what_its_text_states():
-    nb, _, _ = run_lesson("03")
+    nb, _, _ = run_lesson("03", True)  # the same call as test_notebooks_run, so it runs once
     text = outputs_text(nb)
     assert "SyntaxError: invalid syntax. Perhaps you forgot a comma?" in text
     assert "equal to photo / 255, channels first: True" in text
@@ -358,3 +364,4 @@ def test_the_executed_lesson_prints_what_its_text_states():
     assert "Right: the round trip restores the image" in text
     assert "0-255 data: inside the possible range? False" in text
     assert "slider redraw (update + PNG): median" in text
+    assert "ToTensor of a float array does not divide: max 255.0" in text
