@@ -5,6 +5,7 @@ numbers the executed notebook prints, and the explorer panel's redraw."""
 import io
 import math
 import re
+import warnings
 
 import matplotlib
 import matplotlib.image
@@ -295,12 +296,21 @@ def test_explorer_redraws_in_place_and_deterministically():
     assert (low != high).any(axis=-1).mean() < 1e-3
     update(**{**defaults, "standardized": False, "ratio": 20.0})
     assert (pixels(ns["figure_png"](fig)) != high).any(axis=-1).mean() > 1e-2
+    # the corners of the controls: no error, no warning (a diverging run overflows to inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for corner in [dict(ratio=31.6227766, step_fraction=2.0, momentum=0.95, steps=400),
+                       dict(ratio=0.1, step_fraction=0.05, momentum=0.0, steps=1, start_w1=0.0, start_w2=0.0),
+                       dict(ratio=31.6227766, step_fraction=2.0, momentum=0.0, steps=400, standardized=True)]:
+            update(**{**defaults, **corner})
+            ns["figure_png"](fig)
+    assert "DIVERGES" in ns["readout"].get_text() and "never (theory)" in ns["readout"].get_text()
 
 
 # --- the executed notebook ----------------------------------------------------------------------------
 
 def test_the_notebook_prints_the_numbers_its_text_states():
-    nb, _, folder = run_lesson("02")
+    nb, _, folder = run_lesson("02", True)  # the same call (and cache entry) as test_notebooks_run
     text = outputs_text(nb)
     raw, b_raw, w_raw = L.problem(10.0)
     assert f"κ = {L.condition_number(raw):.1f}" in text and "κ = 104.3" in text
