@@ -139,6 +139,18 @@ def test_the_safe_step_one_over_lambda_max_is_about_twice_as_slow_and_theory_bou
     assert 1.7 * best < safe <= L.theory_steps(L.rate_theory(h, lr))
 
 
+def test_just_below_the_limit_is_barely_slower_than_the_best_step():
+    h, b, w_star = L.problem(10.0)
+    best = L.steps_to_tolerance(h, b, w_star + START, L.best_step(h))
+    edge = L.steps_to_tolerance(h, b, w_star + START, 0.99 * L.largest_stable_step(h))
+    assert best == 361 and 0.95 * best <= edge <= 1.05 * best
+    kappa = L.condition_number(h)
+    assert 1 - 1.98 / kappa == pytest.approx(0.981, abs=5e-4)
+    assert L.best_rate(kappa) == pytest.approx(0.981, abs=5e-4)
+    # "the cost grows with the square of the ratio"
+    assert L.condition_number(L.problem(100.0)[0]) / kappa == pytest.approx(100, rel=0.05)
+
+
 def test_standardized_features_need_far_fewer_steps_at_their_own_best_step():
     raw, b_raw, w_raw = L.problem(10.0)
     std, b_std, w_std = L.problem(10.0, standardized=True)
@@ -304,7 +316,7 @@ def test_explorer_redraws_in_place_and_deterministically():
                        dict(ratio=31.6227766, step_fraction=2.0, momentum=0.0, steps=400, standardized=True)]:
             update(**{**defaults, **corner})
             ns["figure_png"](fig)
-    assert "DIVERGES" in ns["readout"].get_text() and "never (theory)" in ns["readout"].get_text()
+    assert "DIVERGES" in ns["readout"].get_text() and "never theory" in ns["readout"].get_text()
 
 
 # --- the executed notebook ----------------------------------------------------------------------------
