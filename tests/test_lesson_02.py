@@ -37,6 +37,16 @@ def test_standardized_features_do_not_depend_on_the_ratio():
         assert torch.allclose(L.standardize(L.make_features(ratio)), reference, atol=1e-12)
 
 
+def test_the_same_fit_in_both_units():
+    y = L.make_targets()
+    raw = L.optimum(L.make_features(10.0), y)
+    standardized = L.optimum(L.standardize(L.make_features(10.0)), y)
+    # "the raw second weight is ten times smaller because its feature is ten times larger"
+    assert torch.allclose(raw * torch.tensor([1.0, 10.0], dtype=torch.float64), standardized, rtol=1e-10)
+    true_weights = torch.tensor(L.TRUE_WEIGHTS, dtype=torch.float64)
+    assert torch.allclose(standardized, true_weights, atol=0.05)  # the fit recovers the weights behind y
+
+
 def test_bad_input_gets_a_clear_message():
     with pytest.raises(ValueError, match="positive"):
         L.make_features(0.0)
