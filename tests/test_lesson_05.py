@@ -28,7 +28,7 @@ def data(lesson):
 
 @pytest.fixture(scope="module")
 def fast_run():
-    nb, seconds, folder = run_lesson("05", fast=True)
+    nb, seconds, folder = run_lesson("05", True)  # positional, as test_notebooks_run calls it: one cached run
     return nb, outputs_text(nb), json.loads((folder / "figures" / "05-curves.json").read_text())
 
 
