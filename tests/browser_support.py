@@ -223,6 +223,7 @@ def _browser_test_state(index=None):
     import base64 as _base64
     import json as _json
     import math as _math
+    import time as _time
     chosen = range(len(PANELS)) if index is None else [index]
     panels = []
     for i in chosen:
@@ -246,8 +247,11 @@ def _browser_test_state(index=None):
             controls.append(control)
         entry = {"index": i, "controls": controls}
         if index is not None:
+            started = _time.perf_counter()
             panel["update"](**{name: w.value for name, w in panel["controls"].items()})
-            entry["png"] = _base64.b64encode(figure_png(panel["fig"])).decode()
+            png = figure_png(panel["fig"])
+            entry["redraw_ms"] = 1000 * (_time.perf_counter() - started)
+            entry["png"] = _base64.b64encode(png).decode()
         panels.append(entry)
     print(MARK + _json.dumps(panels))
 '''.replace("MARK", repr(MARK))
@@ -449,6 +453,29 @@ RUN_STATE = """() => {
     Array.from(w.content.node.querySelectorAll(".jp-InputPrompt")).some(n => n.textContent.includes("*"));
   return {total: cells.length, ran, errors, idle: k.status === "idle", running};
 }"""
+
+
+def drivable(control):
+    """Whether this suite knows how to change the control the way a person does."""
+    return control["kind"] in SUPPORTED_KINDS and not control["disabled"]
+
+
+def unexercised(panels, exercised):
+    """The controls of `panels` (the kernel's PANELS) missing from `exercised`, a set of (panel
+    number, description) pairs, each with the reason."""
+    gaps = []
+    for index, panel in enumerate(panels):
+        for control in panel["controls"]:
+            if (index + 1, control["description"]) in exercised:
+                continue
+            if control["kind"] not in SUPPORTED_KINDS:
+                why = f"a kind this suite cannot drive (it drives {', '.join(SUPPORTED_KINDS)})"
+            elif control["disabled"]:
+                why = "disabled, so a learner cannot change it either"
+            else:
+                why = "no change could be made"
+            gaps.append(f"panel {index + 1} {control['description']!r} ({control['kind']}): {why}")
+    return gaps
 
 
 def png_of(src):

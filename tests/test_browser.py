@@ -23,6 +23,7 @@ so loudly and skip; with BN_REQUIRE_BROWSER=1 they fail instead.
 
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -44,11 +45,14 @@ from browser_support import (
     WAIT_KERNEL,
     JupyterServer,
     KernelProbe,
+    drivable,
     find_chromium,
     png_of,
     say,
+    shown_number,
     slider_fraction,
     typed_target,
+    unexercised,
     values_agree,
 )
 from lessons import DATA, ROOT, lesson_paths
@@ -77,6 +81,7 @@ class Report:
 
     def __init__(self):
         self.started = time.perf_counter()
+        self.finished = self.started  # when the last browser test ended
         self.round_trips = []  # dicts, one per change
         self.notes = []
         self.skipped = None
@@ -87,7 +92,8 @@ class Report:
             terminalreporter.write_line(self.skipped, red=True, bold=True)
             return
         terminalreporter.section("browser round trips (last input event -> new figure in the page)")
-        terminalreporter.write_line(f"browser suite wall time: {time.perf_counter() - self.started:.1f} s")
+        terminalreporter.write_line(f"browser suite wall time: {self.finished - self.started:.1f} s "
+                                    "(server and browser start included)")
         for line in self.summary_lines():
             terminalreporter.write_line(line)
         for note in self.notes:
@@ -99,13 +105,16 @@ class Report:
         for entry in self.round_trips:
             groups.setdefault(entry["test"], []).append(entry)
         for test, entries in groups.items():
+            every = [e["round_trip_ms"] for e in entries]
             typed = [e["round_trip_ms"] for e in entries if e["action"] != "drag"]
             dragged = [e["round_trip_ms"] for e in entries if e["action"] == "drag"]
-            line = f"{test:<44} {len(entries):3d} changes"
+            redraw = [e["kernel_redraw_ms"] for e in entries]
+            line = f"{test:<36} {len(entries):3d} changes, median {statistics.median(every):5.0f} ms"
             if typed:
-                line += f"; type/click/select median {statistics.median(typed):6.0f} ms"
+                line += f" (type/click/select {statistics.median(typed):5.0f}"
             if dragged:
-                line += f"; drag median {statistics.median(dragged):6.0f} ms"
+                line += f", drag {statistics.median(dragged):5.0f}"
+            line += f"); kernel update+PNG {statistics.median(redraw):4.0f} ms"
             lines.append(line)
         return lines
 
@@ -123,9 +132,9 @@ def report(request):
     report.write()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(report):
-    """Chromium through Playwright, once per run; a loud skip when there is none."""
+    """Chromium through Playwright, once for all the browser tests; a loud skip when there is none."""
     def cannot_run(reason):
         message = f"BROWSER TESTS SKIPPED: {reason}"
         if os.environ.get("BN_REQUIRE_BROWSER") == "1":
@@ -151,7 +160,7 @@ def browser(report):
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter(browser, report):
     """A private JupyterLab serving copies of the notebooks; kernels run in fast mode."""
     server = JupyterServer(sys.executable, env={"BN_FAST": "1", "BN_DATA_DIR": str(DATA)})
@@ -290,6 +299,7 @@ class Lesson:
             raise AssertionError(f"panel {index + 1} after {label}: the control's value changed but the "
                                  "figure did not (a control should change what the learner sees)")
         return {"round_trip_ms": round(watch["last"] - watch["lastInput"], 1),
+                "kernel_redraw_ms": round(kernel["redraw_ms"], 1),
                 "first_input_to_image_ms": round(watch["last"] - watch["firstInput"], 1),
                 "last_input": watch["lastInputType"], "checks": attempts}
 
@@ -429,7 +439,7 @@ def test_every_control_redraws_its_figure(interface, path, browser, jupyter, rep
         # the page shows exactly the panels the kernel made, in order, each drawn
         lesson.page.wait_for_function("n => window.__bt.drawn(n)", arg=len(panels), timeout=SLOW, polling=250)
         layout = page.evaluate("() => window.__bt.layout()")
-        expected_layout = [[{"kind": "slider" if c["kind"] in (*SLIDERS, "SelectionSlider") else c["kind"],
+        expected_layout = [[{"kind": "slider" if c["kind"].endswith("Slider") else c["kind"],
                              "description": c["description"]} for c in panel["controls"]] for panel in panels]
         assert layout == expected_layout, "the panels on the page are not the kernel's PANELS, in order"
         outside = page.evaluate("() => window.__bt.controlsOutsidePanels()")
@@ -438,21 +448,14 @@ def test_every_control_redraws_its_figure(interface, path, browser, jupyter, rep
             lesson.check_panel(index, label="Run All")
             lesson.screenshot(index, f"panel{index + 1}-0-after-run-all")
 
-        exercised, unsupported = set(), []
+        exercised = set()
         for index, panel in enumerate(panels):
             for position, control in enumerate(panel["controls"]):
-                key = (index + 1, control["description"])
-                if control["kind"] not in SUPPORTED_KINDS or control["disabled"]:
-                    disabled = " (disabled)" if control["disabled"] else ""
-                    unsupported.append(f"{key}: {control['kind']}{disabled}")
-                    continue
-                if lesson.exercise(index, position, control):
-                    exercised.add(key)
-        every = {(index + 1, control["description"])
-                 for index, panel in enumerate(panels) for control in panel["controls"]}
-        assert exercised == every, (f"controls not exercised: {sorted(every - exercised)}; kinds this suite "
-                                    f"cannot drive: {unsupported}")
-        assert lesson.problems() == [], "error output on the page"
+                if drivable(control) and lesson.exercise(index, position, control):
+                    exercised.add((index + 1, control["description"]))
+        assert unexercised(panels, exercised) == [], "every control of every panel must be exercised"
+        problems = lesson.problems()
+        assert problems == [], f"error output on the page: {problems}"
         assert lesson.page_errors["run"] == [], f"JavaScript errors in the page: {lesson.page_errors['run']}"
         if lesson.page_errors["load"]:  # Notebook 7.6 throws one while it starts, with any notebook
             report.notes.append(f"{test}: JavaScript errors while the application started (not failing "
@@ -470,4 +473,67 @@ def test_every_control_redraws_its_figure(interface, path, browser, jupyter, rep
         if lesson.console_errors:
             (shots / "console-errors.txt").write_text("\n".join(lesson.console_errors))
         cleanup_problems = lesson.close()
+        report.finished = time.perf_counter()
     assert cleanup_problems == [], cleanup_problems
+
+
+# --------------------------------------------------------------------------------------------------
+# The suite's own logic, checked without a browser
+
+
+def test_the_fixture_uses_every_kind_of_control_the_suite_drives():
+    source = "\n".join(cell.source for cell in nbformat.read(FIXTURE, as_version=4).cells)
+    assert "slider_panel(" in source
+    assert [kind for kind in SUPPORTED_KINDS if f"widgets.{kind}(" not in source] == []
+    assert not re.match(r"\d\d_", FIXTURE.name), "the fixture must not be named like a lesson"
+
+
+def test_a_control_that_was_not_exercised_is_reported():
+    panels = [{"controls": [{"kind": "FloatSlider", "description": "mean", "disabled": False},
+                            {"kind": "IntRangeSlider", "description": "window", "disabled": False}]},
+              {"controls": [{"kind": "Checkbox", "description": "mean", "disabled": True}]}]
+    assert [drivable(c) for panel in panels for c in panel["controls"]] == [True, False, False]
+    gaps = unexercised(panels, {(1, "mean")})
+    assert len(gaps) == 2
+    assert "'window' (IntRangeSlider)" in gaps[0] and "cannot drive" in gaps[0]
+    assert "panel 2 'mean'" in gaps[1] and "disabled" in gaps[1]
+    assert unexercised(panels, {(1, "mean"), (1, "window"), (2, "mean")}) == []
+
+
+def test_numbers_are_read_as_the_page_shows_them():
+    assert shown_number("\u22122.50") == (-2.5, 0.005)
+    assert shown_number("1,000") == (1000.0, 0.5)
+    assert shown_number("3.8") == (3.8, pytest.approx(0.05))
+    assert shown_number("1.0e-3") == (0.001, pytest.approx(0.00005))
+    assert shown_number("tanh") is None and shown_number(None) is None
+
+
+def test_page_and_kernel_values_must_agree_to_the_shown_precision():
+    slider = {"kind": "FloatSlider", "number": 3.75, "value": "3.75", "readout": True}
+    assert values_agree(slider, {"now": "3.8", "readout": "3.75"})[0]
+    assert not values_agree(slider, {"now": "3.8", "readout": "3.70"})[0]
+    assert not values_agree(slider, {"now": "3.6", "readout": "3.75"})[0]
+    log = {"kind": "FloatLogSlider", "number": 0.01, "exponent": -2.0, "value": "0.01", "readout": True}
+    assert values_agree(log, {"now": "-2.0", "readout": "0.0100"})[0]
+    assert not values_agree(log, {"now": "-1.0", "readout": "0.0100"})[0]
+    choice = {"kind": "Dropdown", "index": 1, "labels": ["a", "b"]}
+    assert values_agree(choice, {"index": 1, "labels": ["a", "b"]})[0]
+    assert not values_agree(choice, {"index": 0, "labels": ["a", "b"]})[0]
+
+
+@pytest.mark.parametrize("control", [
+    {"kind": "IntSlider", "min": -4, "max": 4, "step": 1, "number": -2},
+    {"kind": "FloatSlider", "min": 0.25, "max": 10.0, "step": 0.25, "number": 1.0},
+    {"kind": "FloatSlider", "min": 0.0, "max": 0.95, "step": 0.05, "number": 0.35},
+    {"kind": "FloatLogSlider", "min": -1, "max": 1.5, "step": 0.05, "base": 10, "exponent": 1.0},
+], ids=lambda c: c["kind"])
+def test_a_typed_value_lies_on_the_slider_grid_away_from_the_current_value(control):
+    value, text = typed_target(control)
+    low, high, step = control["min"], control["max"], control["step"]
+    if control["kind"] == "FloatLogSlider":
+        position, current = math.log(value, control["base"]), control["exponent"]
+    else:
+        position, current = value, control["number"]
+        assert float(text) == value
+    assert low <= position <= high and abs(position - current) >= step / 2
+    assert abs((position - low) / step - round((position - low) / step)) < 1e-6
