@@ -65,6 +65,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 LESSONS = lesson_paths()
 MAX_OPTIONS = 8  # toggle buttons / dropdown options tried per control
 SETTLE_TIMEOUT = 120  # s: one change must be drawn within this (a loaded machine is slow)
+MAX_CHECKS = 8  # settled-and-compared rounds before a mismatch counts (a queued update may land late)
 RUN_ALL_TIMEOUT = 900  # s: a lesson's Run All in fast mode
 
 
@@ -272,7 +273,7 @@ class Lesson:
             self.page.evaluate("i => window.__bt.arm(i)", index)
             action()
         attempts, last_problem = 0, "nothing checked"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and attempts < MAX_CHECKS:
             attempts += 1
             remaining = max(1000, int((deadline - time.monotonic()) * 1000))
             try:
@@ -453,7 +454,8 @@ def test_every_control_redraws_its_figure(interface, path, browser, jupyter, rep
             for position, control in enumerate(panel["controls"]):
                 if drivable(control) and lesson.exercise(index, position, control):
                     exercised.add((index + 1, control["description"]))
-        assert unexercised(panels, exercised) == [], "every control of every panel must be exercised"
+        gaps = unexercised(panels, exercised)
+        assert gaps == [], "controls not exercised: " + "; ".join(gaps)
         problems = lesson.problems()
         assert problems == [], f"error output on the page: {problems}"
         assert lesson.page_errors["run"] == [], f"JavaScript errors in the page: {lesson.page_errors['run']}"
