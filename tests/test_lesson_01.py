@@ -116,6 +116,7 @@ def test_sample_estimates_agree_with_the_exact_values_within_sampling_error(less
 def test_the_sample_is_fixed_and_standard_normal(lesson):
     sample = lesson.standard_normal_sample()
     assert torch.equal(sample, lesson.STANDARD_NORMAL_SAMPLE) and sample.dtype == torch.float64
+    assert len(sample) == 50_000  # "over the 50,000 samples"
     assert abs(sample.mean().item()) < 4.5 / math.sqrt(len(sample))
     assert abs(sample.std().item() - 1) < 0.02
 
@@ -193,6 +194,15 @@ def test_standardized_chain_keeps_every_layer_within_a_factor_of_two_of_the_last
     norms = lesson.run_chain(depth, scale, standardize=True, seed=seed)["grad_norm"]
     assert all(0.5 <= norm / norms[-1] <= 2 for norm in norms), norms
     assert lesson.chain_fraction_saturated(lesson.run_chain(depth, scale, True, seed=seed)) == 0
+
+
+def test_standardized_chain_does_not_care_about_the_weight_scale(lesson):
+    reference = lesson.run_chain(10, 1.0, standardize=True, dtype=torch.float64)["grad_norm"]
+    for scale in (0.25, 4.0, 16.0):
+        norms = lesson.run_chain(10, scale, standardize=True, dtype=torch.float64)["grad_norm"]
+        assert norms == pytest.approx(reference, rel=0.01)  # only epsilon breaks the invariance
+    tiny_eps = lesson.run_chain(10, 0.25, standardize=True, dtype=torch.float64, eps=1e-12)["grad_norm"]
+    assert tiny_eps == pytest.approx(reference, rel=1e-3)
 
 
 def test_numbers_stated_for_the_default_chains(lesson):
@@ -277,7 +287,7 @@ def test_chain_panel_headline_states_both_ratios(lesson):
 
 @pytest.fixture(scope="module")
 def printed():
-    nb, _, _ = run_lesson("01")
+    nb, _, _ = run_lesson("01", True)  # the same call (and cache key) as test_notebooks_run.py
     return outputs_text(nb)
 
 
