@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 from IPython.display import Image, display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 FAST = os.environ.get("BN_FAST") == "1"  # BN_FAST=1: the quick run the tests use; unset: the full lesson
 IN_REPO = Path.cwd().name == "notebooks" and Path("../figures").is_dir()
@@ -29,6 +30,8 @@ def save_figure(fig, name):
 
 def figure_png(fig):
     """The PNG bytes of `fig`: exactly what a slider panel shows."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # keep one canvas: savefig would make a new one, and lay out text anew
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
