@@ -90,6 +90,7 @@ def machine():
         load = ", load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "busy": hasattr(os, "getloadavg") and os.getloadavg()[0] > usable,
         "text": (f"{cpu}, {usable} of {os.cpu_count()} cores usable{memory}; "
                  f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
                  f"torch {torch.__version__} ({torch.get_num_threads()} threads){load}"),
@@ -186,9 +187,11 @@ def _benchmark_sliders(repeats):
         title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
         if not title and fig.axes:
             title = fig.axes[0].get_title()
+        title = " ".join(title.split())
+        title = title if len(title) <= 40 else title[:39].rstrip() + "…"
         defaults = {name: control.value for name, control in controls.items()}
         for name, control in controls.items():
-            row = {"panel": number, "title": " ".join(title.split())[:48], "control": name,
+            row = {"panel": number, "title": title, "control": name,
                    "description": str(getattr(control, "description", "") or name),
                    "kind": type(control).__name__}
             try:
@@ -318,7 +321,7 @@ def compare_batch_norm(batch_norm, BatchNorm, shapes=BN_SHAPES, repeats=15, seed
                 function(x, mean, var, weight, bias, training=True).backward(grad)
             return step
 
-        row = {"shape": shape, "reference": reference.__name__}
+        row = {"shape": shape, "reference": reference.__name__, "threads": torch.get_num_threads()}
         try:
             same = torch.allclose(ours(x), theirs(x), atol=1e-4, rtol=1e-4)
             mine, torch_ = _median_pair(module_step(ours), module_step(theirs), repeats)
@@ -619,9 +622,10 @@ def batchnorm_section(rows):
                 notes.append(f"{shape}: {key.split('_')[0]} failed — {row[key]}")
         if row.get("agrees") is False:
             notes.append(f"{shape}: the scratch module's output differs from nn.{row['reference']}'s")
+    threads = f", {rows[0]['threads']} torch thread(s)" if rows else ""
     lines = ["### Lesson 04: scratch batch norm against PyTorch's (forward + backward, train mode)",
-             "", "Ratio of medians over interleaved repeats in the same process (1.00× = as fast "
-             "as PyTorch's own; lower is better).", "", markdown_table(header, table)]
+             "", f"Ratio of medians over interleaved repeats in the same process{threads} (1.00× = as "
+             "fast as PyTorch's own; lower is better).", "", markdown_table(header, table)]
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines)
@@ -645,7 +649,8 @@ def training_section(rows, lesson_present):
         for name, error in row["errors"].items():
             notes.append(f"{'with' if row['batch_norm'] else 'without'} BN, {name} loop failed — {error}")
     if not lesson_present:
-        notes.append("lesson 05 is not in notebooks/: only the two reference loops were measured")
+        notes.append("lesson 05's own loop was not measured (see the notes below): only the two reference "
+                     "loops were")
     device = rows[0]["device"] if rows else "cpu"
     threads = f" with {rows[0]['threads']} torch thread(s)" if rows and device == "cpu" else ""
     lines = ["### Lesson 05: training steps per second (784-100-100-100-10 sigmoid MLP, batch 60, SGD)",
@@ -660,6 +665,15 @@ def training_section(rows, lesson_present):
 
 # ----------------------------------------------------------------------------------------------
 # The command
+
+
+def load_lesson_or_note(path, scratch, notes):
+    """load_saved_cells(path), or None with a note saying why it could not be loaded."""
+    try:
+        return load_saved_cells(path, scratch)
+    except Exception as error:
+        notes.append(f"{path.name}: its #@save cells failed to load — {type(error).__name__}: {error}"[:300])
+        return None
 
 
 def main(argv=None):
@@ -677,12 +691,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15,
                         help="calls per slider control and repeats per batch-norm shape (default 15)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of training (default 5)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads for the batch-norm and training comparisons (default: torch's "
+                             "own choice; lesson 05 may set its own for its comparison)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="FOLDER",
+                        help="where the lesson notebooks are (default: notebooks/)")
     args = parser.parse_args(argv)
 
     folder = args.notebooks
     present = all_lessons(folder)
-    wanted = args.lessons or present or ["01", "02", "03", "04", "05"]
+    wanted = [prefix.zfill(2) for prefix in args.lessons] if args.lessons else present or ["04", "05"]
     missing = [prefix for prefix in wanted if prefix not in present]
     lessons = [prefix for prefix in wanted if prefix in present]
     parts = [part for part in PARTS if part in args.parts]
@@ -722,6 +740,10 @@ def main(argv=None):
         elif {"notebooks", "sliders"} & set(parts):
             notes.append("No lesson notebooks selected: notebooks and sliders skipped.")
 
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         if "batchnorm" in parts:
             path = lesson_path("04", folder) if "04" in wanted else None
             if path is None:
@@ -729,8 +751,10 @@ def main(argv=None):
                              + ("not selected)." if "04" not in wanted else "is not in notebooks/ yet)."))
             else:
                 say("lesson 04 batch norm against PyTorch's...")
-                module = load_saved_cells(path, scratch)
-                if not hasattr(module, "BatchNorm"):
+                module = load_lesson_or_note(path, scratch, notes)
+                if module is None:
+                    pass
+                elif not hasattr(module, "BatchNorm"):
                     notes.append(f"Lesson 04 batch norm: skipped ({path.name} defines no `BatchNorm` "
                                  "in its #@save cells).")
                 else:
@@ -745,7 +769,10 @@ def main(argv=None):
             path = lesson_path("05", folder) if "05" in wanted else None
             lesson = None
             if path is not None:
-                lesson = load_saved_cells(path, scratch)
+                lesson = load_lesson_or_note(path, scratch, notes)
+            elif "05" in wanted:
+                notes.append("Lesson 05 training loop: lesson 05 is not in notebooks/ yet.")
+            if lesson is not None:
                 missing_names = [n for n in ("make_mlp", "train") if not hasattr(lesson, n)]
                 if missing_names:
                     notes.append(f"Lesson 05 loop: {path.name} defines no {', '.join(missing_names)} "
@@ -764,6 +791,10 @@ def main(argv=None):
     report = [f"Measured {about['date']} on {about['text']}. "
               f"`python tools/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
               .rstrip() + f" took {_seconds(time.perf_counter() - started)}.", ""]
+    if about["busy"] or machine()["busy"]:
+        report += ["**The machine was busy** (load average above its core count at the start or the end): "
+                   "other processes shared the cores, so these times, and the ratios of the in-process "
+                   "races, are noisy. Rerun on a quiet machine for the figures to publish.", ""]
     for section in sections:
         report += [section, ""]
     if notes:
