@@ -504,6 +504,7 @@ def compare_training(lesson, root, rounds=5, steps=1000, dataloader_steps=200):
                     continue
                 rates[name].append(count / (time.perf_counter() - start))
         row = {"batch_norm": batch_norm, "device": str(device), "threads": torch.get_num_threads(),
+               "digits": len(data["x_train"]),
                "errors": errors}
         for name, values in rates.items():
             if values and name not in errors:
@@ -535,6 +536,14 @@ def verdict(value, target, lower_is_better=True):
         return "ok"
     return f"**missed** (+{100 * (value / target - 1):.0f}%)" if lower_is_better else \
         f"**missed** (−{100 * (1 - value / target):.0f}%)"
+
+
+def display_path(path):
+    """`path` relative to the repository when inside it (as the README shows it)."""
+    try:
+        return f"{Path(path).resolve().relative_to(ROOT)}/"
+    except ValueError:
+        return str(path)
 
 
 def _seconds(value):
@@ -572,7 +581,8 @@ def notebooks_section(results, modes):
     rows.append(total_row)
     lines = ["### Notebooks: top to bottom in a fresh kernel",
              "", "Targets: series ≤ 2 min fast, ≤ 8 min full; peak RSS ≤ 1.5 GB per notebook "
-             "(wall time from kernel start to the end of the last cell).", "",
+             "(wall time from kernel start to the end of the last cell; peak RSS of the kernel "
+             f"process; MNIST from `{display_path(DATA)}`).", "",
              markdown_table(header, rows)]
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
@@ -655,7 +665,8 @@ def training_section(rows, lesson_present):
     threads = f" with {rows[0]['threads']} torch thread(s)" if rows and device == "cpu" else ""
     lines = ["### Lesson 05: training steps per second (784-100-100-100-10 sigmoid MLP, batch 60, SGD)",
              "", f"Medians over interleaved rounds in the same process, on {device}{threads}. The lesson's "
-             "loop is its own `train` with its evaluations. (a) indexes shuffled "
+             f"loop is its own `train` with its evaluations, on {rows[0]['digits'] if rows else 0:,} "
+             f"training digits from `{display_path(DATA)}`. (a) indexes shuffled "
              "mini-batches of in-memory tensors; (b) is `DataLoader(datasets.MNIST(root, "
              "transform=ToTensor()), batch_size=60, shuffle=True)`.", "", markdown_table(header, table)]
     if notes:
@@ -677,6 +688,7 @@ def load_lesson_or_note(path, scratch, notes):
 
 
 def main(argv=None):
+    global DATA
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
@@ -694,9 +706,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch threads for the batch-norm and training comparisons (default: torch's "
                              "own choice; lesson 05 may set its own for its comparison)")
+    parser.add_argument("--data", type=Path, default=DATA, metavar="FOLDER",
+                        help="MNIST for every part, as BN_DATA_DIR (default: data/, the 10,000-digit subset; "
+                             "a folder with the full MNIST/raw/ measures what an online learner runs)")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="FOLDER",
                         help="where the lesson notebooks are (default: notebooks/)")
     args = parser.parse_args(argv)
+    DATA = args.data.resolve()
 
     folder = args.notebooks
     present = all_lessons(folder)
