@@ -113,7 +113,7 @@ def all_lessons(folder=NOTEBOOKS):
 
 def load_saved_cells(path, scratch):
     """The notebook's #@save cells executed in order as a module, as tests/lessons.py does (fast
-    mode, MNIST from data/, figures into the scratch folder)."""
+    mode, MNIST from DATA, figures into the scratch folder)."""
     nb = nbformat.read(path, as_version=4)
     module = types.ModuleType(f"lesson_{path.name[:2]}", f"The #@save cells of {path.name}")
     module.__file__ = str(path)
@@ -228,7 +228,7 @@ def run_in_kernel(client, source):
                    if output.output_type == "stream" and output.name == "stdout")
 
 
-def run_notebook(path, fast, scratch, sliders=False, repeats=15, timeout=1200):
+def run_notebook(path, fast, scratch, sliders=False, repeats=15, timeout=900):
     """Run the notebook at `path` top to bottom in a fresh kernel, alone in a scratch folder (as
     tests/lessons.py:run_lesson does). Returns {"seconds", "peak_mb", "sliders": [...] or None,
     "error": text or None}. Seconds: from kernel start to the end of the last cell."""
@@ -346,7 +346,7 @@ def compare_batch_norm(batch_norm, BatchNorm, shapes=BN_SHAPES, repeats=15, seed
 
 
 def mnist_root():
-    """The MNIST root the lessons' shared data cell finds with BN_DATA_DIR=data/ (no download)."""
+    """The MNIST root the lessons' shared data cell finds with BN_DATA_DIR=DATA (no download)."""
     namespace = {"os": os, "Path": Path}
     with environment(BN_DATA_DIR=str(DATA)):
         exec(DATA_CELL, namespace)
@@ -731,7 +731,8 @@ def main(argv=None):
         print(text, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the scratch folder is removed
+    # on SIGTERM, exit through the `finally` below, which removes the scratch folder
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         if {"notebooks", "sliders"} & set(parts) and lessons:
             modes = ["fast"] if args.fast_only or "notebooks" not in parts else ["fast", "full"]
@@ -802,6 +803,7 @@ def main(argv=None):
             else:
                 notes.append("Lesson 05 training loop: skipped (lesson 05 not selected).")
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         shutil.rmtree(scratch, ignore_errors=True)
 
     report = [f"Measured {about['date']} on {about['text']}. "
