@@ -270,7 +270,8 @@ def run_notebook(path, fast, scratch, sliders=False, repeats=15, timeout=900):
 
 def _median_pair(first, second, repeats):
     """Interleaved timing of two zero-argument callables (order alternating each round); the
-    medians of their per-call seconds. Each round calls a callable enough times to last ~10 ms."""
+    medians of their per-call seconds, and how unsteady the second was (its median over its fastest
+    round). Each round calls a callable enough times to last ~10 ms."""
     first(), second()  # warm-up
     start = time.perf_counter()
     second()
@@ -284,7 +285,8 @@ def _median_pair(first, second, repeats):
             for _ in range(inner):
                 function()
             times[slot].append((time.perf_counter() - start) / inner)
-    return statistics.median(times[0]), statistics.median(times[1])
+    first_median, second_median = statistics.median(times[0]), statistics.median(times[1])
+    return first_median, second_median, second_median / min(times[1])
 
 
 def compare_batch_norm(batch_norm, BatchNorm, shapes=BN_SHAPES, repeats=15, seed=0):
@@ -324,15 +326,15 @@ def compare_batch_norm(batch_norm, BatchNorm, shapes=BN_SHAPES, repeats=15, seed
         row = {"shape": shape, "reference": reference.__name__, "threads": torch.get_num_threads()}
         try:
             same = torch.allclose(ours(x), theirs(x), atol=1e-4, rtol=1e-4)
-            mine, torch_ = _median_pair(module_step(ours), module_step(theirs), repeats)
+            mine, torch_, unsteady = _median_pair(module_step(ours), module_step(theirs), repeats)
             row.update(module_ms=1e3 * mine, reference_ms=1e3 * torch_, module_ratio=mine / torch_,
-                       agrees=bool(same))
+                       agrees=bool(same), unsteady=unsteady)
         except Exception as error:
             row["module_error"] = f"{type(error).__name__}: {error}"[:200]
         if batch_norm is not None:
             try:
-                mine, torch_ = _median_pair(function_step(batch_norm, "ours"),
-                                            function_step(F.batch_norm, "theirs"), repeats)
+                mine, torch_, _ = _median_pair(function_step(batch_norm, "ours"),
+                                               function_step(F.batch_norm, "theirs"), repeats)
                 row.update(function_ms=1e3 * mine, function_reference_ms=1e3 * torch_,
                            function_ratio=mine / torch_)
             except Exception as error:
@@ -630,6 +632,10 @@ def batchnorm_section(rows):
         for key in ("module_error", "function_error"):
             if key in row:
                 notes.append(f"{shape}: {key.split('_')[0]} failed — {row[key]}")
+        if row.get("unsteady", 1.0) > 2.0:
+            notes.append(f"{shape}: unsteady — PyTorch's own median was {row['unsteady']:.1f}× its fastest "
+                         "repeat (the cores were shared), so this ratio is unreliable; rerun on a quiet "
+                         "machine (or with --threads 1)")
         if row.get("agrees") is False:
             notes.append(f"{shape}: the scratch module's output differs from nn.{row['reference']}'s")
     threads = f", {rows[0]['threads']} torch thread(s)" if rows else ""
