@@ -627,12 +627,13 @@ def batchnorm_section(rows):
         function = f"{row['function_ratio']:.2f}×" if "function_ratio" in row else "—"
         reference = f"{row['reference_ms']:.2f} ms" if "reference_ms" in row else "—"
         worst = max([row[k] for k in ("module_ratio", "function_ratio") if k in row], default=None)
+        unsteady = row.get("unsteady", 1.0) > 2.0
         table.append([shape, f"`nn.{row['reference']}`", module, function, reference,
-                      verdict(worst, BN_RATIO)])
+                      "unreliable (see note)" if unsteady else verdict(worst, BN_RATIO)])
         for key in ("module_error", "function_error"):
             if key in row:
                 notes.append(f"{shape}: {key.split('_')[0]} failed — {row[key]}")
-        if row.get("unsteady", 1.0) > 2.0:
+        if unsteady:
             notes.append(f"{shape}: unsteady — PyTorch's own median was {row['unsteady']:.1f}× its fastest "
                          "repeat (the cores were shared), so this ratio is unreliable; rerun on a quiet "
                          "machine (or with --threads 1)")
