@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lessons import load_lesson, outputs_text, run_lesson
 from torch import nn
@@ -55,9 +55,10 @@ def batch_norm_cases(draw):
     }
 
 
-def rounding_scales(x, grad, weight, eps):
+def rounding_scales(x, grad, weight, eps, mean=None, var=None):
     """How large the rounding differences between two correct float implementations can be, for
-    each compared quantity, when the batch's own statistics are used.
+    each compared quantity, normalizing with the batch's own statistics or, when given, with the
+    running `mean` and `var` (eval mode).
 
     The sizes of the terms that cancel: y = x·(γ·invstd) + (β − μ·γ·invstd) in PyTorch's kernel,
     dL/dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)), and the sums Σ g, Σ g·x̂. And the condition of
@@ -67,8 +68,9 @@ def rounding_scales(x, grad, weight, eps):
     dims = [0] + list(range(2, x.dim()))
     shape = (x.shape[1],) + (1,) * (x.dim() - 2)
     x, grad = x.double(), grad.double()
-    mean = x.mean(dims)
-    invstd = torch.rsqrt(x.var(dims, unbiased=False) + eps)
+    mean = x.mean(dims) if mean is None else mean.detach().double()
+    var = x.var(dims, unbiased=False) if var is None else var.detach().double()
+    invstd = torch.rsqrt(var + eps)
     gamma = 1.0 if weight is None else weight.detach().double().abs().view(shape)
     x_hat = (x - mean.view(shape)) * invstd.view(shape)
     condition = 1.0 + (mean.abs() * invstd).max().item()
@@ -87,6 +89,8 @@ def reference_module(shape, channels=None, **kwargs):
 
 @PROPERTY_SETTINGS
 @given(batch_norm_cases())
+@example({"shape": (4, 5), "dtype": torch.float32, "momentum": None, "eps": 1e-5, "affine": False,
+          "track_running_stats": True, "steps": 1, "scale": 0.125, "shift": 2.0, "seed": 0})
 def test_module_matches_pytorch_over_training_steps_then_eval(case):
     shape, dtype = case["shape"], case["dtype"]
     generator = torch.Generator().manual_seed(case["seed"])
@@ -108,7 +112,8 @@ def test_module_matches_pytorch_over_training_steps_then_eval(case):
         x_theirs, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
         y_theirs, y_ours = theirs(x_theirs), ours(x_ours)
         y_theirs.backward(grad), y_ours.backward(grad)
-        scales = rounding_scales(x, grad, theirs.weight, case["eps"]) if batch_statistics else {}
+        running = {} if batch_statistics else {"mean": theirs.running_mean, "var": theirs.running_var}
+        scales = rounding_scales(x, grad, theirs.weight, case["eps"], **running)
         assert_matches(y_ours, y_theirs, dtype, f"output, step {step}", scales.get("output", 1.0))
         assert_matches(x_ours.grad, x_theirs.grad, dtype, f"input gradient, step {step}",
                        scales.get("input gradient", 1.0))
@@ -162,7 +167,8 @@ def test_function_matches_torch_functional_batch_norm(case, training, with_buffe
         y.backward(grad)
         results.append((y, x_leaf.grad, *(t.grad if t is not None else None for t in leaves), *running))
     names = ["output", "input gradient", "weight gradient", "bias gradient", "running_mean", "running_var"]
-    terms = rounding_scales(x, grad, weight, case["eps"]) if training else {}
+    statistics = {} if training else {"mean": buffers[0], "var": buffers[1]}
+    terms = rounding_scales(x, grad, weight, case["eps"], **statistics)
     for name, theirs, ours in zip(names, *results):
         assert_matches(ours, theirs, dtype, name, terms.get(name, 1.0))
 
