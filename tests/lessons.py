@@ -8,17 +8,13 @@ import functools
 import shutil
 import sys
 import tempfile
-import types
 from pathlib import Path
-
-import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from run_notebooks import environment, execute, lesson_paths  # noqa: E402
+from run_notebooks import execute, lesson_paths, load_saved_cells  # noqa: E402
 
 DATA = ROOT / "data"
-SAVE_MARK = "#@save"
 SCRATCH = Path(tempfile.mkdtemp(prefix="bn-tests-"))
 
 
@@ -30,22 +26,12 @@ def notebook_path(prefix):
     return paths[0]
 
 
-def saved_cells(path):
-    nb = nbformat.read(path, as_version=4)
-    return [c.source for c in nb.cells if c.cell_type == "code" and c.source.startswith(SAVE_MARK)]
-
-
 @functools.cache
 def load_lesson(prefix):
     """The lesson's #@save cells, executed in order as a module (in fast mode, data from data/)."""
     path = notebook_path(prefix)
-    module = types.ModuleType(f"lesson_{prefix}", f"The #@save cells of {path.name}")
-    module.__file__ = str(path)
     figures = SCRATCH / f"figures-{prefix}"
-    with environment(BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(figures)):
-        for index, source in enumerate(saved_cells(path)):
-            exec(compile(source, f"{path.name}[#@save cell {index}]", "exec"), module.__dict__)
-    return module
+    return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(figures))
 
 
 def run_lesson(prefix, fast=True):

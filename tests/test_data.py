@@ -8,9 +8,10 @@ import sys
 import types
 
 import pytest
-from lessons import DATA, ROOT, environment
+from lessons import DATA, ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import environment  # noqa: E402
 from shared_cells import DATA as DATA_CELL  # noqa: E402
 from shared_cells import SETUP as SETUP_CELL  # noqa: E402
 

@@ -39,7 +39,6 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import nbformat
@@ -47,12 +46,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_notebooks import NOTEBOOKS, ROOT, environment  # noqa: E402
+from run_notebooks import NOTEBOOKS, ROOT, environment, load_saved_cells  # noqa: E402
 from shared_cells import DATA as DATA_CELL  # noqa: E402
 
 PARTS = ("notebooks", "sliders", "batchnorm", "training")
 DATA = ROOT / "data"
-SAVE_MARK = "#@save"
 
 # Targets from the benchmark issue (2 CPU cores).
 SERIES_FAST_S, SERIES_FULL_S = 120.0, 480.0
@@ -109,21 +107,6 @@ def lesson_path(prefix, folder=NOTEBOOKS):
 
 def all_lessons(folder=NOTEBOOKS):
     return sorted(path.name[:2] for path in Path(folder).glob("[0-9][0-9]_*.ipynb"))
-
-
-def load_saved_cells(path, scratch):
-    """The notebook's #@save cells executed in order as a module, as tests/lessons.py does (fast
-    mode, MNIST from DATA, figures into the scratch folder)."""
-    nb = nbformat.read(path, as_version=4)
-    module = types.ModuleType(f"lesson_{path.name[:2]}", f"The #@save cells of {path.name}")
-    module.__file__ = str(path)
-    with (environment(BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(scratch / "figures")),
-          contextlib.redirect_stdout(sys.stderr)):  # stdout is for the table
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type == "code" and cell.source.startswith(SAVE_MARK):
-                code = compile(cell.source, f"{path.name}[#@save cell {index}]", "exec")
-                exec(code, module.__dict__)
-    return module
 
 
 # ----------------------------------------------------------------------------------------------
@@ -688,7 +671,9 @@ def training_section(rows, lesson_present):
 def load_lesson_or_note(path, scratch, notes):
     """load_saved_cells(path), or None with a note saying why it could not be loaded."""
     try:
-        return load_saved_cells(path, scratch)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
+            return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA),
+                                    BN_FIGURES_DIR=str(scratch / "figures"))
     except Exception as error:
         notes.append(f"{path.name}: its #@save cells failed to load — {type(error).__name__}: {error}"[:300])
         return None

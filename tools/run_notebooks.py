@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+SAVE_MARK = "#@save"  # the first line of a cell that holds code a lesson teaches
 
 
 def lesson_paths(prefixes=()):
@@ -39,6 +41,18 @@ def environment(**values):
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def load_saved_cells(path, **env):
+    """The notebook's #@save cells executed in order as a module (with `env` set while they run)."""
+    nb = nbformat.read(path, as_version=4)
+    module = types.ModuleType(f"lesson_{path.name[:2]}", f"The #@save cells of {path.name}")
+    module.__file__ = str(path)
+    with environment(**env):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and cell.source.startswith(SAVE_MARK):
+                exec(compile(cell.source, f"{path.name}[#@save cell {index}]", "exec"), module.__dict__)
+    return module
 
 
 def execute(path, folder, fast, timeout=900, **env):
