@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -55,16 +56,28 @@ def load_saved_cells(path, **env):
     return module
 
 
-def execute(path, folder, fast, timeout=900, **env):
+def execute(path, folder, fast, timeout=None, **env):
     """Execute the notebook at `path` with `folder` as its working directory; returns
-    (executed notebook, seconds). Raises nbclient's CellExecutionError on the first error."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
-    with environment(BN_FAST="1" if fast else None, **env):
-        start = time.perf_counter()
-        client.execute()
-        return nb, time.perf_counter() - start
+    (executed notebook, seconds). Raises nbclient's CellExecutionError on the first error.
+
+    A cell that gets no reply within `timeout` seconds (default: 180 fast, 900 full) is a lost
+    kernel message more often than a slow cell: the run is then repeated once in a fresh kernel."""
+    timeout = timeout or (180 if fast else 900)
+    for attempt in (1, 2):
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(folder)}})
+        with environment(BN_FAST="1" if fast else None, **env):
+            start = time.perf_counter()
+            try:
+                client.execute()
+            except CellTimeoutError:
+                if attempt == 2:
+                    raise
+                print(f"WARNING: {path.name}: a cell had no reply after {timeout} s; running it again "
+                      "in a fresh kernel", file=sys.stderr, flush=True)
+                continue
+            return nb, time.perf_counter() - start
 
 
 def main(argv=None):
