@@ -1,20 +1,24 @@
-"""Test helpers: load a lesson's reusable cells as a module, and run a lesson in a fresh kernel.
+"""Test helpers: load a lesson's reusable cells as a module, run a lesson in a fresh kernel, and
+read what it printed.
 
-Cells whose first line is `#@save` hold the code a lesson teaches; tests import it from the
-notebook itself, so the notebook stays the one source of truth.
+Cells marked `#@save` hold the code a lesson teaches; tests import it from the notebook itself,
+so the notebook stays the one source of truth.
 """
 
 import functools
-import shutil
+import re
 import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import execute, lesson_paths, load_saved_cells  # noqa: E402
+from sync_notebooks import SOLUTION_MARK  # noqa: E402
 
-DATA = ROOT / "data"
+DATA_DIR = ROOT / "data"
 SCRATCH = Path(tempfile.mkdtemp(prefix="bn-tests-"))
 
 
@@ -31,22 +35,45 @@ def load_lesson(prefix):
     """The lesson's #@save cells, executed in order as a module (in fast mode, data from data/)."""
     path = notebook_path(prefix)
     figures = SCRATCH / f"figures-{prefix}"
-    return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(figures))
+    return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR), BN_FIGURES_DIR=str(figures))
 
 
-def run_lesson(prefix, fast=True):
+def with_solutions_pasted(nb):
+    """The notebook as a learner who solved every exercise has it: each reference solution's code
+    (without its #@title and #@save lines) in place of the stub before it."""
+    stub = None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.source.startswith(SOLUTION_MARK):
+            lines = cell.source.splitlines()[1:]
+            if lines and lines[0].strip() == "#@save":
+                lines = lines[1:]
+            stub.source = "\n".join(lines)
+        elif "raise NotImplementedError" in cell.source:
+            stub = cell
+    return nb
+
+
+def run_lesson(prefix, fast=True, transform=None):
     """Execute the lesson alone in an empty folder (data from data/, as a learner could download
-    it); returns (executed notebook, seconds, folder). Cached: each lesson runs once per mode."""
-    return _run_lesson(prefix, bool(fast))
+    it), after `transform(nb)` if given; returns (executed notebook, seconds, folder). Cached:
+    each lesson runs once per mode and transform."""
+    return _run_lesson(prefix, bool(fast), transform)
 
 
 @functools.cache
-def _run_lesson(prefix, fast):
+def _run_lesson(prefix, fast, transform):
     path = notebook_path(prefix)
-    folder = SCRATCH / f"run-{prefix}-{'fast' if fast else 'full'}"
+    label = f"{'fast' if fast else 'full'}{'-' + transform.__name__ if transform else ''}"
+    folder = SCRATCH / f"run-{prefix}-{label}"
     folder.mkdir()
-    shutil.copy(path, folder)
-    nb, seconds = execute(folder / path.name, folder, fast, BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=None)
+    nb = nbformat.read(path, as_version=4)
+    if transform:
+        nb = transform(nb)
+    nbformat.write(nb, folder / path.name)
+    nb, seconds = execute(folder / path.name, folder, fast, BN_DATA_DIR=str(DATA_DIR),
+                          BN_FIGURES_DIR=None)
     return nb, seconds, folder
 
 
@@ -60,3 +87,17 @@ def outputs_text(nb):
             elif "data" in output and "text/plain" in output.data:
                 parts.append(output.data["text/plain"])
     return "\n".join(parts)
+
+
+NUMBER = r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?"
+
+
+def printed_number(text, label):
+    """The number printed right after `label` (first occurrence), e.g.
+    printed_number(outputs_text(nb), "ratio") for "... ratio 2.3e-06 ...". A trailing % divides
+    by 100; thousands separators are allowed. Fails clearly when the label or number is absent."""
+    match = re.search(re.escape(label) + r"\s*[:=]?\s*(" + NUMBER + ")", text)
+    if match is None:
+        raise AssertionError(f"the lesson printed no number after {label!r}")
+    token = match.group(1).replace(",", "").replace("−", "-")
+    return float(token[:-1]) / 100 if token.endswith("%") else float(token)

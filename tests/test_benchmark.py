@@ -9,7 +9,7 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
-from lessons import DATA, ROOT, lesson_paths, load_lesson
+from lessons import DATA_DIR, ROOT, lesson_paths, load_lesson
 from torch import nn
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -220,4 +220,4 @@ def test_lesson_05_has_the_names_the_benchmark_times():
 
 
 def test_the_offline_data_is_where_the_benchmark_looks():
-    assert benchmark.DATA == DATA
+    assert benchmark.DATA_DIR == DATA_DIR

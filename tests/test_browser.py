@@ -55,7 +55,7 @@ from browser_support import (
     unexercised,
     values_agree,
 )
-from lessons import DATA, ROOT, lesson_paths
+from lessons import DATA_DIR, ROOT, lesson_paths
 
 sys.path.insert(0, str(ROOT / "tools"))
 from shared_cells import CELLS  # noqa: E402
@@ -164,7 +164,7 @@ def browser(report):
 @pytest.fixture(scope="module")
 def jupyter(browser, report):
     """A private JupyterLab serving copies of the notebooks; kernels run in fast mode."""
-    server = JupyterServer(sys.executable, env={"BN_FAST": "1", "BN_DATA_DIR": str(DATA)})
+    server = JupyterServer(sys.executable, env={"BN_FAST": "1", "BN_DATA_DIR": str(DATA_DIR)})
     server.env["BN_FIGURES_DIR"] = str(server.folder / "figures")
     notebooks = server.root / "notebooks"
     notebooks.mkdir()

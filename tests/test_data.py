@@ -8,12 +8,12 @@ import sys
 import types
 
 import pytest
-from lessons import DATA, ROOT
+from lessons import DATA_DIR, ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 from run_notebooks import environment  # noqa: E402
-from shared_cells import DATA as DATA_CELL  # noqa: E402
-from shared_cells import SETUP as SETUP_CELL  # noqa: E402
+from series import GITHUB_REPO  # noqa: E402
+from shared_cells import DATA_CELL, SETUP_CELL  # noqa: E402
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def data_cell(tmp_path, monkeypatch):
 
 def read_only_copy(tmp_path):
     copy = tmp_path / "readonly-data"
-    shutil.copytree(DATA / "MNIST", copy / "MNIST")
+    shutil.copytree(DATA_DIR / "MNIST", copy / "MNIST")
     for folder, _, files in os.walk(copy):
         for name in files:
             os.chmod(os.path.join(folder, name), stat.S_IRUSR)
@@ -50,7 +50,7 @@ def test_reads_a_read_only_data_folder_without_writing_beside_it(data_cell, tmp_
 
 
 def test_a_second_load_reuses_the_unpacked_cache(data_cell, tmp_path):
-    with environment(BN_DATA_DIR=str(DATA)):
+    with environment(BN_DATA_DIR=str(DATA_DIR)):
         first = data_cell.mnist_root()
         stamps = {p: p.stat().st_mtime_ns for p in first.rglob("*-ubyte")}
         assert data_cell.mnist_root() == first
@@ -59,7 +59,7 @@ def test_a_second_load_reuses_the_unpacked_cache(data_cell, tmp_path):
 
 def test_finds_the_repository_data_folder_from_notebooks(data_cell, tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
-    shutil.copytree(DATA, tmp_path / "data")
+    shutil.copytree(DATA_DIR, tmp_path / "data")
     monkeypatch.chdir(tmp_path / "notebooks")
     with environment(BN_DATA_DIR=None):
         train, _ = data_cell.load_mnist()
@@ -89,9 +89,21 @@ def test_offline_with_nothing_local_names_both_fixes(data_cell, monkeypatch):
 
 def test_preferring_full_mnist_offline_falls_back_to_the_subset_and_says_so(data_cell, tmp_path,
                                                                              monkeypatch, capsys):
-    shutil.copytree(DATA, tmp_path / "data")
+    shutil.copytree(DATA_DIR, tmp_path / "data")
     failing_download(monkeypatch, data_cell)
     with environment(BN_DATA_DIR=None):
         root = data_cell.mnist_root(prefer_full=True)
     assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     assert "Offline" in capsys.readouterr().out
+
+
+def test_the_message_gives_colab_two_lines_that_fetch_and_name_the_shipped_data(data_cell, tmp_path):
+    with environment(BN_DATA_DIR=str(tmp_path)), pytest.raises(FileNotFoundError) as error:
+        data_cell.load_mnist()
+    lines = [line.strip() for line in str(error.value).splitlines()]
+    clone = f"!git clone --depth 1 https://github.com/{GITHUB_REPO} /content/batchnorm-hands-on"
+    assert clone in lines
+    assert 'os.environ["BN_DATA_DIR"] = "/content/batchnorm-hands-on/data"' in lines
+    # the clone's data/ is what BN_DATA_DIR must name: the repository's own data folder
+    with environment(BN_DATA_DIR=str(ROOT / "data")):
+        assert data_cell.mnist_root() is not None

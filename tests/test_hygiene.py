@@ -12,6 +12,7 @@ from lessons import ROOT, lesson_paths
 
 sys.path.insert(0, str(ROOT / "tools"))
 import sync_notebooks  # noqa: E402
+from run_notebooks import is_saved  # noqa: E402
 from series import LESSONS  # noqa: E402
 
 NOTEBOOKS = lesson_paths()
@@ -41,10 +42,46 @@ def test_notebook_uses_the_series_setup_and_one_way_to_make_sliders(path):
     nb = nbformat.read(path, as_version=4)
     tags = [cell.metadata.get("tags", []) for cell in nb.cells]
     assert ["series-setup"] in tags, "the shared setup cell (tag series-setup) is missing"
-    lesson_code = "\n".join(c.source for c, t in zip(nb.cells, tags) if c.cell_type == "code" and not t)
-    # slider_panel calls each callback once with its defaults, so a headless run draws every figure
+    code = [c for c, t in zip(nb.cells, tags) if c.cell_type == "code" and "series-setup" not in t]
+    # slider_panel draws each panel once with its defaults, so a headless run draws every figure
     for direct in ("interact(", "interactive(", "interactive_output(", ".observe("):
-        assert direct not in lesson_code, f"use slider_panel(...) instead of {direct}...)"
+        assert not any(direct in c.source for c in code), f"use slider_panel(...), not {direct}...)"
+    # panels live in #@save cells: the tests and the benchmark build them from the notebook
+    unsaved = [c.source.splitlines()[0] for c in code if "slider_panel(" in c.source and not is_saved(c)]
+    assert unsaved == [], "a slider_panel(...) call outside a #@save cell"
+
+
+TIMING = re.compile(r"perf_counter|process_time|time\.time\(|\btimeit\b|time\.monotonic")
+COST_IS_THE_SUBJECT = {"06"}  # lesson 06 measures what synchronising batch norm costs
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lessons_time_nothing_speed_is_the_benchmarks_business(path):
+    if path.name[:2] in COST_IS_THE_SUBJECT:
+        pytest.skip("this lesson's subject is a cost it measures")
+    nb = nbformat.read(path, as_version=4)
+    timing = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and TIMING.search(c.source)]
+    assert timing == [], f"timing code in cells {timing} (tools/benchmark.py measures speed)"
+
+
+COLUMN = 90  # characters of code that fit JupyterLab's notebook column at 1280 px without scrolling
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_lines_fit_the_notebook_column(path):
+    nb = nbformat.read(path, as_version=4)
+    long = [f"cell {i}: {line[:60]}…" for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > COLUMN]
+    assert long == [], f"code lines longer than {COLUMN} characters scroll sideways"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_lesson_has_exercises_the_learner_writes(path):
+    nb = nbformat.read(path, as_version=4)
+    stubs = [c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError" in c.source]
+    wanted = 3 if path.name.startswith("04") else 2
+    assert len(stubs) >= wanted, f"{len(stubs)} exercise stubs, the lesson needs at least {wanted}"
+    assert sync_notebooks.exercise_problems(nb) == []
 
 
 def test_headers_footers_shared_cells_and_readme_table_are_in_sync():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lessons import DATA, load_lesson, outputs_text, run_lesson
+from lessons import DATA_DIR, load_lesson, outputs_text, run_lesson
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
@@ -28,7 +28,7 @@ def image(photo):
 
 @pytest.fixture(scope="module")
 def mnist_digits():
-    root = lesson.local_mnist_root(DATA)
+    root = lesson.local_mnist_root(DATA_DIR)
     train = datasets.MNIST(root, train=True, download=False)
     return train, train.data.unsqueeze(1).float() / 255
 

@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from lessons import DATA, load_lesson, outputs_text, run_lesson
+from lessons import DATA_DIR, load_lesson, outputs_text, run_lesson
 from torch import nn
 
 
@@ -257,4 +257,4 @@ def test_the_lesson_prints_its_data_hardware_timing_and_redraw_time(fast_run):
 
 
 def test_the_data_folder_used_by_the_tests_is_the_offline_subset():
-    assert (DATA / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+    assert (DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()

@@ -1,10 +1,12 @@
-"""Every lesson runs top to bottom in a fresh kernel, alone in an empty folder, without an error."""
+"""Every lesson runs top to bottom in a fresh kernel, alone in an empty folder, without an error:
+as it ships (exercise stubs in place) and with every reference solution pasted into its stub."""
 
 import pytest
 from conftest import TIMINGS
-from lessons import lesson_paths, notebook_path, run_lesson
+from lessons import lesson_paths, notebook_path, run_lesson, with_solutions_pasted
 
 PREFIXES = [path.name[:2] for path in lesson_paths()]
+STUB, WRONG, RIGHT = "⏳ Not written yet", "✗ ", "✓ Right"
 
 
 def problems(nb):
@@ -21,17 +23,27 @@ def problems(nb):
 
 
 def drawn_panels(nb):
-    """How many Output widgets of the executed notebook show an image (a drawn slider panel)."""
+    """How many panel images the executed notebook holds (Image widgets with a picture)."""
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-    outputs = [m["state"].get("outputs", []) for m in state.get("state", {}).values()
-               if m["model_name"] == "OutputModel"]
-    return sum(any("image/png" in o.get("data", {}) for o in shown) for shown in outputs)
+    return sum(model["model_name"] == "ImageModel"
+               and any(buffer["path"] == ["value"] for buffer in model.get("buffers", []))
+               for model in state.get("state", {}).values())
 
 
 def panels_made(nb):
-    """How many slider_panel(...) calls the lesson's own code cells make."""
+    """How many slider_panel(...) calls the lesson's code cells make (the setup cell aside)."""
     return sum(cell.source.count("slider_panel(") for cell in nb.cells
-               if cell.cell_type == "code" and not cell.metadata.get("tags"))
+               if cell.cell_type == "code" and "series-setup" not in cell.metadata.get("tags", []))
+
+
+def check_verdicts(nb):
+    """What each exercise check printed: one line per check_exercise(...) call, in order."""
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "check_exercise(" in cell.source:
+            text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+            lines += [line for line in text.splitlines() if line.startswith((STUB, WRONG, RIGHT))]
+    return lines
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "full"])
@@ -43,6 +55,17 @@ def test_lesson_runs_alone_in_a_fresh_kernel(prefix, fast):
     assert drawn_panels(nb) >= panels_made(nb), "a slider panel showed no figure"
     figures = sorted(path.name for path in (folder / "figures").glob(f"{prefix}-*.png"))
     assert figures, f"the lesson saved no figures/{prefix}-*.png"
+    verdicts = check_verdicts(nb)
+    assert verdicts and all(v.startswith(STUB) for v in verdicts), verdicts
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_lesson_runs_with_every_reference_solution_pasted_in(prefix):
+    nb, seconds, _ = run_lesson(prefix, fast=True, transform=with_solutions_pasted)
+    TIMINGS.append((notebook_path(prefix).name, "fast, solutions pasted", seconds))
+    assert problems(nb) == []
+    verdicts = check_verdicts(nb)
+    assert verdicts and all(v.startswith(RIGHT) for v in verdicts), verdicts
 
 
 def test_every_lesson_is_found():

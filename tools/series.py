@@ -1,7 +1,8 @@
 """The catalogue of the series: one place for lesson titles, summaries and the public repository path.
 
-`tools/sync_notebooks.py` writes every notebook's header and footer and the README's lesson table
-from this file, so a title or a link is changed here and nowhere else.
+`tools/sync_notebooks.py` writes every notebook's header and footer, the shared cells and the README's
+lesson table from this file, so a title or a link is changed here and nowhere else. A fork points
+everything at itself with `python tools/sync_notebooks.py --repo owner/name`.
 """
 
 # Where the series is published; the Colab badges open notebooks from here.
@@ -41,6 +42,10 @@ LESSONS = [
         "going further: seeds, learning rates, batch sizes and the eval-mode trap",
     ),
 ]
+
+
+def repository_url():
+    return f"https://github.com/{GITHUB_REPO}"
 
 
 def colab_url(stem):

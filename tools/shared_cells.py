@@ -5,60 +5,109 @@ copied into the notebooks rather than imported. `tools/sync_notebooks.py` keeps 
 to the text here; edit them here, then run the tool.
 """
 
-# Series conventions: the fast/full switch, where figures go, how sliders drive a figure.
-SETUP = '''\
+from series import GITHUB_REPO
+
+# Series conventions: the fast/full switch, where figures go, slider panels, exercise checks.
+SETUP_CELL = '''\
+#@title Series setup: run this first (what every lesson shares)
 #@save
-# Series conventions, the same in every lesson.
 import io
 import os
+import traceback
 from pathlib import Path
 
 import ipywidgets as widgets
-from IPython.display import Image, display
+from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-FAST = os.environ.get("BN_FAST") == "1"  # BN_FAST=1: the quick run the tests use; unset: the full lesson
+FAST = os.environ.get("BN_FAST") == "1"  # BN_FAST=1: the quick run the tests use
 IN_REPO = Path.cwd().name == "notebooks" and Path("../figures").is_dir()
 FIGURES = Path(os.environ.get("BN_FIGURES_DIR") or ("../figures" if IN_REPO else "figures"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 
 
 def save_figure(fig, name):
-    """Write `fig` to FIGURES/<name>.png (the README shows the ones in the repository's figures/)."""
+    """Write `fig` to FIGURES/<name>.png (the README shows those in the repository's figures/)."""
     fig.savefig(FIGURES / f"{name}.png", dpi=100, bbox_inches="tight")
 
 
 def figure_png(fig):
     """The PNG bytes of `fig`: exactly what a slider panel shows."""
     if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # keep one canvas: savefig would make a new one, and lay out text anew
+        FigureCanvasAgg(fig)  # one canvas for good: savefig would make a new one each time
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-PANELS = []  # every slider panel of this notebook, in order
+class SliderPanel:
+    """Controls above a figure. build() makes the figure and returns (fig, update); every change
+    of a control calls update(**values), which redraws fig in place, and shows the new picture."""
+
+    def __init__(self, build, controls):
+        self.build, self.controls = build, controls
+
+    def values(self):
+        return {name: control.value for name, control in self.controls.items()}
+
+    def widget(self):
+        """The panel as a widget: the controls, the figure for their values, and a line that
+        shows an error if a redraw fails."""
+        fig, update = self.build()
+        image, error = widgets.Image(format="png"), widgets.HTML()
+
+        def redraw(change=None):
+            try:
+                update(**self.values())
+                image.value, error.value = figure_png(fig), ""
+            except Exception:
+                if change is None:
+                    raise  # the first drawing: let the cell fail
+                message = traceback.format_exc().replace("&", "&amp;").replace("<", "&lt;")
+                error.value = f"<pre style='color: #b00'>{message}</pre>"
+
+        for control in self.controls.values():
+            control.observe(redraw, names="value")
+        redraw()
+        row = widgets.Box(list(self.controls.values()),
+                          layout=widgets.Layout(flex_flow="row wrap"))
+        return widgets.VBox([row, image, error])
+
+    def _ipython_display_(self):
+        display(self.widget())
 
 
-def slider_panel(fig, update, **controls):
-    """Sliders (or toggles) above a figure: each change calls update(**values), which redraws `fig`
-    in place (reusing a figure keeps a slider responsive). Called once now with the defaults."""
-    def show(**values):
-        update(**values)
-        display(Image(figure_png(fig)))
-    output = widgets.interactive_output(show, controls)
-    PANELS.append({"fig": fig, "update": update, "controls": controls})
-    box = widgets.Box(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-    return widgets.VBox([box, output])
+def slider_panel(build, **controls):
+    """A SliderPanel: `build` returns (fig, update); each keyword names a control (a core
+    ipywidget) and the argument of update(...) it sets. The last line of a cell shows it."""
+    return SliderPanel(build, controls)
+
+
+def check_exercise(check, *attempt):
+    """Run `check` on your attempt and say what it finds: right, the mistake it names, or that
+    the exercise is still a stub (then the lesson goes on with the reference solution below)."""
+    try:
+        check(*attempt)
+    except NotImplementedError as stub:
+        print(f"⏳ Not written yet ({stub}). Write it above and run both cells again; "
+              "until then the lesson uses the reference solution below.")
+    except AssertionError as mistake:
+        print(f"✗ Not yet. {mistake}")
+    except Exception as error:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"✗ Your code raised {type(error).__name__}: {error}\\n"
+              f"   at line {where.lineno}: {where.line}")
+    else:
+        print("✓ Right: every check passed.")
 
 
 print(f"{'Fast' if FAST else 'Full'} mode; figures are saved to {FIGURES.resolve()}")
 '''
 
 # Finding MNIST: the data folder named by BN_DATA_DIR, the repository's data/, or a download.
-DATA = '''\
+DATA_CELL = '''\
+#@title Where the MNIST digits come from (the same cell in every lesson that uses them)
 #@save
-# Where the MNIST digits come from (the same cell in every lesson that uses them).
 import hashlib
 
 from torchvision import datasets
@@ -67,15 +116,20 @@ from torchvision.datasets.utils import extract_archive
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batchnorm-hands-on"
-HOW_TO_GET_MNIST = (
-    "Either point BN_DATA_DIR at a folder holding MNIST/raw/ (the series' data/ folder has 10,000 "
-    "real digits: git clone the repository and run from it, or set BN_DATA_DIR=/path/to/data), or "
-    "connect to the internet so that torchvision can download the full MNIST into " + str(CACHE))
+REPOSITORY = "https://github.com/GITHUB_REPO"
+HOW_TO_GET_MNIST = f"""
+To use the 10,000 MNIST digits that ship with the series, either
+  * run the lesson from a clone of the repository ({REPOSITORY}), or
+  * point BN_DATA_DIR at a folder holding MNIST/raw/. In Colab, paste these two lines into
+    a new cell, run it, then run this cell again:
+        !git clone --depth 1 {REPOSITORY} /content/batchnorm-hands-on
+        os.environ["BN_DATA_DIR"] = "/content/batchnorm-hands-on/data"
+or connect to the internet, so that torchvision can download the full MNIST into {CACHE}."""
 
 
 def local_mnist_root(folder):
-    """A torchvision `root` for the MNIST in folder/MNIST/raw/, un-gzipping into the cache if needed
-    (the folder itself may be read-only). None when the folder holds no MNIST."""
+    """A torchvision `root` for the MNIST in folder/MNIST/raw/, un-gzipping into the cache if
+    needed (the folder itself may be read-only). None when the folder holds no MNIST."""
     raw = Path(folder) / "MNIST" / "raw"
     if all((raw / name).is_file() for name in MNIST_FILES):
         return Path(folder)
@@ -91,7 +145,7 @@ def local_mnist_root(folder):
 
 
 def download_mnist_root():
-    """Download the full MNIST (70,000 digits) with torchvision; None when that fails (offline)."""
+    """Download the full MNIST (70,000 digits) with torchvision; None when that fails."""
     root = CACHE / "full"
     try:
         for train in (True, False):
@@ -103,15 +157,16 @@ def download_mnist_root():
 
 
 def mnist_root(prefer_full=False):
-    """Choose the MNIST to use. With BN_DATA_DIR set, that folder or a clear error. Otherwise the
-    repository's data/ (10,000 digits); with prefer_full, the full MNIST first, when it downloads."""
+    """Choose the MNIST to use. With BN_DATA_DIR set, that folder or a clear error. Otherwise
+    the repository's data/ (10,000 digits); with prefer_full, the full MNIST first, if it
+    downloads."""
     if os.environ.get("BN_DATA_DIR"):
         folder = Path(os.environ["BN_DATA_DIR"]).expanduser()
         root = local_mnist_root(folder)
         if root is None:
             raise FileNotFoundError(
-                f"BN_DATA_DIR={folder} holds no MNIST: expected {folder / 'MNIST' / 'raw'} with "
-                f"{', '.join(MNIST_FILES)} (each may be .gz). " + HOW_TO_GET_MNIST)
+                f"BN_DATA_DIR={folder} holds no MNIST: expected {folder / 'MNIST' / 'raw'} "
+                f"with {', '.join(MNIST_FILES)} (each may be .gz).\\n" + HOW_TO_GET_MNIST)
         return root
     local = next((root for root in map(local_mnist_root, ["../data", "data"]) if root), None)
     if local is None or prefer_full:
@@ -119,18 +174,19 @@ def mnist_root(prefer_full=False):
         if full is not None:
             return full
         if local is not None:
-            print("Offline: using the 10,000-digit MNIST subset in the repository's data/ instead.")
+            print("Offline: using the 10,000-digit MNIST subset in the repository's data/.")
     if local is None:
-        raise FileNotFoundError("No MNIST found and none could be downloaded. " + HOW_TO_GET_MNIST)
+        raise FileNotFoundError("No MNIST found and none could be downloaded.\\n"
+                                + HOW_TO_GET_MNIST)
     return local
 
 
 def load_mnist(prefer_full=False):
-    """MNIST as (train, test) torchvision datasets; .data holds uint8 digits, .targets the labels."""
+    """MNIST as (train, test) torchvision datasets; .data holds uint8 digits, .targets labels."""
     root = mnist_root(prefer_full)
     train, test = (datasets.MNIST(root, train=flag, download=False) for flag in (True, False))
     print(f"MNIST from {root}: {len(train):,} training and {len(test):,} test digits")
     return train, test
-'''
+'''.replace("GITHUB_REPO", GITHUB_REPO)
 
-CELLS = {"series-setup": SETUP, "series-data": DATA}
+CELLS = {"series-setup": SETUP_CELL, "series-data": DATA_CELL}
