@@ -46,6 +46,7 @@ class SliderPanel:
 
     def __init__(self, build, controls):
         self.build, self.controls = build, controls
+        self.errors = []  # the tracebacks of redraws that failed (each also shown in the panel)
 
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
@@ -63,7 +64,8 @@ class SliderPanel:
             except Exception:
                 if change is None:
                     raise  # the first drawing: let the cell fail
-                message = traceback.format_exc().replace("&", "&amp;").replace("<", "&lt;")
+                self.errors.append(traceback.format_exc())
+                message = self.errors[-1].replace("&", "&amp;").replace("<", "&lt;")
                 error.value = f"<pre style='color: #b00'>{message}</pre>"
 
         for control in self.controls.values():
