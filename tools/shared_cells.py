@@ -43,7 +43,7 @@ def figure_png(fig):
 
 class SliderPanel:
     """Controls above a figure. build() makes the figure and returns (fig, update); every
-    change of a control calls update(**values), which redraws fig in place; it is shown."""
+    change of a control calls update(**values), which redraws fig in place."""
 
     def __init__(self, build, controls):
         self.build, self.controls = build, controls
