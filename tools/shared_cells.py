@@ -13,6 +13,7 @@ SETUP_CELL = '''\
 #@save
 import io
 import os
+import re
 import traceback
 from pathlib import Path
 
@@ -86,22 +87,37 @@ def slider_panel(build, **controls):
     return SliderPanel(build, controls)
 
 
+MESSAGES = {}  # a translated edition fills it: English hint or message -> translation
+
+
+def translated(text):
+    """`text` in the lesson's language. A {} in a key of MESSAGES stands for what varies
+    (a number, a name), passed on to the translation's {} (or {0}, {1}, ... reordered)."""
+    for english, local in MESSAGES.items():
+        pattern = "(.+?)".join(map(re.escape, english.split("{}")))
+        match = re.fullmatch(pattern, text, flags=re.S)
+        if match:
+            return local.format(*match.groups())
+    return text
+
+
 def check_exercise(check, *attempt):
     """Run `check` on your attempt and say what it finds: right, the mistake it names, or
     that the exercise is still a stub (the lesson then goes on with the reference one)."""
     try:
         check(*attempt)
     except NotImplementedError as stub:
-        print(f"⏳ Not written yet ({stub}). Write it above and run both cells again; "
-              "until then the lesson uses the reference solution below.")
+        hint = translated(str(stub))
+        print(translated(f"⏳ Not written yet ({hint}). Write it above and run both cells "
+                         "again; until then the lesson uses the reference solution."))
     except AssertionError as mistake:
-        print(f"✗ Not yet. {mistake}")
+        print(translated(f"✗ Not yet. {translated(str(mistake))}"))
     except Exception as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"✗ Your code raised {type(error).__name__}: {error}\\n"
-              f"   at line {where.lineno}: {where.line}")
+        print(translated(f"✗ Your code raised {type(error).__name__}: {error}") +
+              f"\\n   at line {where.lineno}: {where.line}")
     else:
-        print("✓ Right: every check passed.")
+        print(translated("✓ Right: every check passed."))
 
 
 print(f"{'Fast' if FAST else 'Full'} mode; figures are saved to {FIGURES.resolve()}")
@@ -175,8 +191,8 @@ def mnist_root(prefer_full=False):
                 f"{folder / 'MNIST' / 'raw'} with {', '.join(MNIST_FILES)} "
                 "(each may be .gz).\\n" + HOW_TO_GET_MNIST)
         return root
-    candidates = map(local_mnist_root, ["../data", "data"])
-    local = next((root for root in candidates if root), None)
+    folders = ["../data", "../../data", "data"]  # notebooks/, notebooks/<language>/, top
+    local = next((root for root in map(local_mnist_root, folders) if root), None)
     if local is None or prefer_full:
         full = download_mnist_root()
         if full is not None:
