@@ -65,8 +65,14 @@ def run_lesson(prefix, fast=True, transform=None):
 @functools.cache
 def _run_lesson(prefix, fast, transform):
     path = notebook_path(prefix)
-    label = f"{'fast' if fast else 'full'}{'-' + transform.__name__ if transform else ''}"
-    folder = SCRATCH / f"run-{prefix}-{label}"
+    label = f"{prefix}-{'fast' if fast else 'full'}{'-' + transform.__name__ if transform else ''}"
+    return execute_alone(path, label, fast, transform)
+
+
+def execute_alone(path, label, fast=True, transform=None):
+    """Execute the notebook at `path` alone in an empty folder named after `label` (data from
+    data/, as a learner could download it); returns (executed notebook, seconds, folder)."""
+    folder = SCRATCH / f"run-{label}"
     folder.mkdir()
     nb = nbformat.read(path, as_version=4)
     if transform:
