@@ -21,7 +21,8 @@ if [ "$(cat .venv-colab/installed 2>/dev/null)" != "$wanted" ]; then
   start=$SECONDS
   rm -rf .venv-colab
   "$python" -m venv .venv-colab
-  .venv-colab/bin/python -m pip install --disable-pip-version-check -q --progress-bar off -r "$pins"
+  .venv-colab/bin/python -m pip install --disable-pip-version-check -q --progress-bar off -r "$pins" \
+    > .venv-colab/pip.log 2>&1 || { cat .venv-colab/pip.log; exit 1; }
   echo "$wanted" > .venv-colab/installed
   echo ".venv-colab took $((SECONDS - start)) s to set up"
 fi
