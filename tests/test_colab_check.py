@@ -1,7 +1,7 @@
-"""requirements.txt asks Colab for nothing it lacks; tools/colab_check.py moves every kind of
-control across its range, and reports each way a notebook can break for a learner (a failing cell,
-a failing redraw, a panel that is not shown or not kept, output on stderr), while a sound notebook
-passes."""
+"""Colab as learners have it: requirements.txt asks Colab for nothing it lacks; the README's Colab
+section gives the two lines the data cell gives; tools/colab_check.py moves every kind of control
+across its range, and reports each way a notebook can break for a learner (a failing cell, a failing
+redraw, a panel that is not shown or not kept, output on stderr), while a sound notebook passes."""
 
 import sys
 
@@ -14,7 +14,8 @@ from packaging.utils import canonicalize_name
 
 sys.path.insert(0, str(ROOT / "tools"))
 from colab_check import STOPS, _stops, check  # noqa: E402
-from shared_cells import SETUP_CELL  # noqa: E402
+from run_notebooks import environment  # noqa: E402
+from shared_cells import DATA_CELL, SETUP_CELL  # noqa: E402
 
 CONTROLS = {
     "shift": "widgets.FloatSlider(value=0.0, min=-2.0, max=2.0, step=0.05)",
@@ -144,3 +145,17 @@ def test_colab_has_every_package_requirements_txt_asks_for_at_a_version_it_admit
         assert pinned is not None, f"Colab has no {wanted.name}: installing requirements.txt adds it"
         [version] = [spec.version for spec in pinned if spec.operator == "=="]
         assert wanted.specifier.contains(version), f"{wanted} would replace Colab's {wanted.name} {version}"
+
+
+def test_the_readme_colab_section_gives_the_two_lines_the_data_cell_gives(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cells = {}
+    with environment(BN_FIGURES_DIR=str(tmp_path / "figures")):
+        exec(SETUP_CELL, cells)
+        exec(DATA_CELL, cells)
+    lines = [line.strip() for line in cells["HOW_TO_GET_MNIST"].splitlines()
+             if line.strip().startswith(("!git clone --depth 1 ", 'os.environ["BN_DATA_DIR"] = '))]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Run one lesson in Colab"):]
+    section = section[:section.index("\n## ")]
+    assert len(lines) == 2 and [line for line in lines if f"\n  {line}\n" not in section] == []
