@@ -30,6 +30,7 @@ from nbclient.exceptions import CellExecutionError
 from run_notebooks import ROOT, execute, lesson_paths
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in a kernel's traceback
+PANEL_CALL = re.compile(r"(?<!def )(?<![\w.])slider_panel\(")
 STOPS = 7  # positions per control, both ends included (fewer when its range has fewer)
 VERSIONS = ["ipywidgets", "ipykernel", "ipython", "jupyter_client", "traitlets", "torch", "torchvision",
             "numpy", "matplotlib"]
@@ -74,7 +75,9 @@ def _move_every_control(namespace, panels_expected, count):
     import ipywidgets
 
     panel_class = namespace.get("SliderPanel")  # defined by the series setup cell
-    panels = [thing for thing in gc.get_objects() if panel_class and isinstance(thing, panel_class)]
+    # type() rather than isinstance(): some objects (weak proxies, deprecated module attributes)
+    # raise or warn when asked for their __class__
+    panels = [thing for thing in gc.get_objects() if panel_class and type(thing) is panel_class]
     kernel = f"Python {sys.version.split()[0]}, ipywidgets {ipywidgets.__version__}, prefix {sys.prefix}"
     lines, failures = [], []
     if len(panels) < panels_expected:
@@ -128,8 +131,7 @@ REPORT = "colab_check report: "
 
 def panels_made(nb):
     """How many slider_panel(...) calls the notebook's code cells make (its definition aside)."""
-    return sum(cell.source.count("slider_panel(") - cell.source.count("def slider_panel(")
-               for cell in nb.cells if cell.cell_type == "code")
+    return sum(len(PANEL_CALL.findall(cell.source)) for cell in nb.cells if cell.cell_type == "code")
 
 
 def with_slider_check(nb, count=STOPS):
