@@ -143,24 +143,20 @@ def with_slider_check(nb, count=STOPS):
     return nb
 
 
-def stderr_outputs(nb):
-    return [f"cell {index}: stderr: {output.text.strip()[:500]}"
-            for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
-            if output.output_type == "stream" and output.name == "stderr"]
-
-
 def check(path, count=STOPS):
     """Run the notebook at `path` alone in an empty folder with the slider check as its last cell.
     Returns (problems, report lines, seconds or None): it passed when there are no problems."""
     folder = Path(tempfile.mkdtemp(prefix="colab-check-"))
+    nb = with_slider_check(nbformat.read(path, as_version=4), count)
     try:
-        nbformat.write(with_slider_check(nbformat.read(path, as_version=4), count), folder / path.name)
+        nbformat.write(nb, folder / path.name)
         nb, seconds = execute(folder / path.name, folder, fast=True, BN_DATA_DIR=str(ROOT / "data"),
                               BN_FIGURES_DIR=None, MPLBACKEND=None,
                               PYDEVD_DISABLE_FILE_VALIDATION="1")  # debugpy's note on the kernel's
         # own stderr, which no notebook shows, about Python's frozen modules
-    except CellExecutionError as error:
-        return [ANSI.sub("", str(error)).strip()], [], None
+    except CellExecutionError as error:  # the failing cell's source, what it printed, its traceback
+        text = ANSI.sub("", str(error)).replace(nb.cells[-1].source, "(the slider check's cell)\n")
+        return [text.strip()], [], None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     problems = [f"cell {index}: stderr: {output.text.strip()}"
