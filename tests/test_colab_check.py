@@ -1,7 +1,8 @@
 """Colab as learners have it: requirements.txt asks Colab for nothing it lacks; the README's Colab
 section gives the two lines the data cell gives; tools/colab_check.py moves every kind of control
 across its range, and reports each way a notebook can break for a learner (a failing cell, a failing
-redraw, a panel that is not shown or not kept, output on stderr), while a sound notebook passes."""
+redraw, a panel that does not redraw, is not shown or is not kept, output on stderr), while a sound
+notebook passes."""
 
 import sys
 
@@ -67,7 +68,7 @@ def make_offset_panel():
 offset_panel = slider_panel(make_offset_panel, offset=widgets.IntSlider(value=0, min=-4, max=4))
 offset_panel''',
     "hidden_panel = slider_panel(make_offset_panel, offset=widgets.IntSlider(value=-1, min=-4, max=0))",
-    "slider_panel(make_offset_panel, offset=widgets.IntSlider(value=-2, min=-4, max=0))\nNone",
+    "slider_panel(make_offset_panel, offset=widgets.IntSlider(value=-2, min=-4, max=0))\nNone  # lost",
     'import sys\n\nprint("a warning a learner would see", file=sys.stderr)',
 ]
 
@@ -120,11 +121,26 @@ def test_every_way_a_notebook_breaks_is_reported(tmp_path):
     text = "\n".join(problems)
     assert "a warning a learner would see" in text
     assert "make_offset_panel: offset.value = 3: the redraw failed" in text and "NoSuchWidget" in text
-    assert "make_offset_panel: offset.value = -4: nothing was redrawn (is the panel shown?)" in text
-    assert "the notebook makes 4 slider panel(s); 3 are alive in the kernel" in text
-    assert "make_curve_panel" not in text
     assert "(and 1 more of its stops)" in text  # 3 and 4 are the offset's stops past 2
+    assert "the notebook makes 4 slider panel(s); 3 are alive in the kernel" in text
+    assert "the notebook makes 4 slider panel(s) and shows 2 widget(s)" in text
+    assert "make_curve_panel" not in text
     assert len(problems) == 4
+
+
+STILL_PANELS = """\
+class SliderPanel(SliderPanel):
+    def widget(self):  # shows a picture that no control changes
+        return widgets.Image(format="png")
+"""
+
+
+def test_a_panel_that_does_not_redraw_is_reported(tmp_path):
+    problems, _, _ = check(notebook(tmp_path, STILL_PANELS, PANEL_CELL))
+    assert len(problems) == len(CONTROLS)
+    for name, problem in zip(CONTROLS, problems):
+        first = problem.splitlines()[0]
+        assert first.startswith(f"make_curve_panel: {name}.") and first.endswith(": nothing was redrawn")
 
 
 def test_a_failing_cell_is_reported_with_its_error(tmp_path):

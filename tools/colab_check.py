@@ -9,9 +9,10 @@ check. `tools/colab_check.sh` does so in a venv pinned to Colab's packages (ipyw
 (ipywidgets 8, as JupyterLab users have it).
 
 After the last cell, the kernel takes each control of every slider panel through its range (ends
-included), one control at a time with the others at their defaults, then back to its default; each
-change runs the panel's redraw. A notebook passes when no cell fails, nothing is written to stderr,
-and every change redraws its panel without an error.
+included), one control at a time with the others at their defaults, then back to its default, in a
+new widget of the panel (showing a panel makes one); each change runs the panel's redraw. A notebook
+passes when no cell fails, nothing is written to stderr, every panel it makes is shown, and every
+change redraws its panel without an error.
 """
 
 import argparse
@@ -65,10 +66,29 @@ def _stops(control, count):
     raise TypeError(f"cannot move a {type(control).__name__}: teach tools/colab_check.py its range")
 
 
+def _counting_updates(panel):
+    """Make panel.build count the calls of the update function it returns (in calls[0])."""
+    build, calls = panel.build, [0]
+
+    def counted_build():
+        fig, update = build()
+
+        def counted_update(**values):
+            calls[0] += 1
+            return update(**values)
+
+        return fig, counted_update
+
+    counted_build.__name__ = build.__name__
+    panel.build = counted_build
+    return calls
+
+
 def _move_every_control(namespace, panels_expected, count):
     """Take each control of every SliderPanel alive in the kernel through its range and back to
-    its default, counting redraws. Returns {"kernel", "panels", "failures"}: a line per panel, and
-    for each control that failed to move or to redraw, its first failure."""
+    its default, in a new widget of the panel (as showing it makes one), counting the redraws.
+    Returns {"kernel", "panels", "failures"}: a line per panel, and for each control that failed
+    to move or to redraw, its first failure."""
     import gc
     import sys
 
@@ -79,65 +99,58 @@ def _move_every_control(namespace, panels_expected, count):
     # raise or warn when asked for their __class__
     panels = [thing for thing in gc.get_objects() if panel_class and type(thing) is panel_class]
     kernel = f"Python {sys.version.split()[0]}, ipywidgets {ipywidgets.__version__}, prefix {sys.prefix}"
-    lines, failures = [], []
+    lines, failures, redraws = [], [], 0
     if len(panels) < panels_expected:
         failures.append(f"the notebook makes {panels_expected} slider panel(s); "
                         f"{len(panels)} are alive in the kernel")
-    if not panels:
-        return {"kernel": kernel, "panels": lines, "failures": failures}
-    drawn = [0]
-    figure_png = namespace["figure_png"]
-
-    def counting_figure_png(fig):
-        drawn[0] += 1
-        return figure_png(fig)
-
-    namespace["figure_png"] = counting_figure_png  # what the panels' redraws call
-    try:
-        for panel in panels:
-            moves = []
-            for name, control in panel.controls.items():
+    for panel in panels:
+        calls = _counting_updates(panel)
+        panel.widget()  # what showing the panel does: draws it and redraws it on every change
+        seen, moves = {repr(panel.values())}, []
+        for name, control in panel.controls.items():
+            try:
+                attribute, values = _stops(control, count)
+            except TypeError as error:
+                failures.append(f"{panel.build.__name__}: {name}: {error}")
+                continue
+            default, failed = getattr(control, attribute), []
+            for value in [*values, default]:
+                before, errors = calls[0], len(panel.errors)
+                where = f"{panel.build.__name__}: {name}.{attribute} = {value!r}"
                 try:
-                    attribute, values = _stops(control, count)
-                except TypeError as error:
-                    failures.append(f"{panel.build.__name__}: {name}: {error}")
+                    setattr(control, attribute, value)
+                except Exception as error:
+                    failed.append(f"{where}: could not be set: {type(error).__name__}: {error}")
                     continue
-                default, failed = getattr(control, attribute), []
-                for value in [*values, default]:
-                    before, errors, old = drawn[0], len(panel.errors), control.value
-                    where = f"{panel.build.__name__}: {name}.{attribute} = {value!r}"
-                    try:
-                        setattr(control, attribute, value)
-                    except Exception as error:
-                        failed.append(f"{where}: could not be set: {type(error).__name__}: {error}")
-                        continue
-                    if len(panel.errors) > errors:
-                        failed.append(f"{where}: the redraw failed:\n{panel.errors[-1].strip()}")
-                    elif control.value != old and drawn[0] == before:
-                        failed.append(f"{where}: nothing was redrawn (is the panel shown?)")
-                if failed:  # the first failure of this control says what is wrong
-                    more = f"\n(and {len(failed) - 1} more of its stops)" if len(failed) > 1 else ""
-                    failures.append(failed[0] + more)
-                moves.append(f"{name} ({type(control).__name__}, {len(values)} stops)")
-            lines.append(f"{panel.build.__name__}: " + ", ".join(moves))
-    finally:
-        namespace["figure_png"] = figure_png
-    lines.append(f"{drawn[0]} redraws")
+                if len(panel.errors) > errors:
+                    failed.append(f"{where}: the redraw failed:\n{panel.errors[-1].strip()}")
+                elif repr(panel.values()) not in seen and calls[0] == before:
+                    failed.append(f"{where}: nothing was redrawn")
+                seen.add(repr(panel.values()))
+            if failed:  # the first failure of this control says what is wrong
+                more = f"\n(and {len(failed) - 1} more of its stops)" if len(failed) > 1 else ""
+                failures.append(failed[0] + more)
+            moves.append(f"{name} ({type(control).__name__}, {len(values)} stops)")
+        lines.append(f"{panel.build.__name__}: " + ", ".join(moves))
+        redraws += calls[0]
+    lines.append(f"{redraws} redraws")
     return {"kernel": kernel, "panels": lines, "failures": failures}
 
 
+KERNEL_FUNCTIONS = [_spread, _grid, _stops, _counting_updates, _move_every_control]
 REPORT = "colab_check report: "
+WIDGET = "application/vnd.jupyter.widget-view+json"  # what showing a widget outputs
 
 
-def panels_made(nb):
-    """How many slider_panel(...) calls the notebook's code cells make (its definition aside)."""
-    return sum(len(PANEL_CALL.findall(cell.source)) for cell in nb.cells if cell.cell_type == "code")
+def panels_made(cells):
+    """How many slider_panel(...) calls these code cells make (its definition aside)."""
+    return sum(len(PANEL_CALL.findall(cell.source)) for cell in cells if cell.cell_type == "code")
 
 
 def with_slider_check(nb, count=STOPS):
     """The notebook with a last cell that moves every control of its panels and prints a report."""
-    functions = "\n\n".join(inspect.getsource(f) for f in (_spread, _grid, _stops, _move_every_control))
-    call = f"_move_every_control(globals(), panels_expected={panels_made(nb)}, count={count})"
+    functions = "\n\n".join(inspect.getsource(f) for f in KERNEL_FUNCTIONS)
+    call = f"_move_every_control(globals(), panels_expected={panels_made(nb.cells)}, count={count})"
     source = f"{functions}\n\nimport json\n\nprint({REPORT!r} + json.dumps({call}))\n"
     nb.cells.append(nbformat.v4.new_code_cell(source))
     return nb
@@ -162,6 +175,11 @@ def check(path, count=STOPS):
     problems = [f"cell {index}: stderr: {output.text.strip()}"
                 for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
                 if output.output_type == "stream" and output.name == "stderr"]
+    made = panels_made(nb.cells[:-1])
+    shown = sum(WIDGET in output.get("data", {}) for cell in nb.cells[:-1] for output in cell.outputs
+                if cell.cell_type == "code")
+    if shown < made:
+        problems.append(f"the notebook makes {made} slider panel(s) and shows {shown} widget(s)")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     [report] = [json.loads(line[len(REPORT):]) for line in printed.splitlines() if line.startswith(REPORT)]
     if not report["kernel"].endswith(f"prefix {sys.prefix}"):
