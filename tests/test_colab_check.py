@@ -75,7 +75,8 @@ offset_panel''',
 
 def notebook(tmp_path, *cells):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": ["series-setup"]})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A notebook as lessons are made"),
+                nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": ["series-setup"]})]
     nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
     path = tmp_path / "demo.ipynb"
     nbformat.write(nb, path)

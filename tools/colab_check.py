@@ -176,8 +176,8 @@ def check(path, count=STOPS):
                 for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
                 if output.output_type == "stream" and output.name == "stderr"]
     made = panels_made(nb.cells[:-1])
-    shown = sum(WIDGET in output.get("data", {}) for cell in nb.cells[:-1] for output in cell.outputs
-                if cell.cell_type == "code")
+    shown = sum(WIDGET in output.get("data", {}) for cell in nb.cells[:-1]
+                for output in cell.get("outputs", []))
     if shown < made:
         problems.append(f"the notebook makes {made} slider panel(s) and shows {shown} widget(s)")
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
