@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every lesson as it runs in Colab: a venv on Python 3.13 with Colab's packages (.venv-colab, made
 # once from tools/requirements-colab.txt), in which tools/colab_check.py runs each lesson alone and
-# moves every slider. Extra arguments go to colab_check.py (e.g. 01 04).
+# moves every slider. Extra arguments go to colab_check.py (e.g. 01 04); --setup only makes the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pins=tools/requirements-colab.txt
@@ -26,6 +26,7 @@ if [ "$(cat .venv-colab/installed 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" > .venv-colab/installed
   echo ".venv-colab took $((SECONDS - start)) s to set up"
 fi
+[ "${1:-}" = --setup ] && exit 0
 echo "requirements.txt in Colab: installing it must install nothing"
 .venv-colab/bin/python -m pip install --disable-pip-version-check --dry-run --no-index -q -r requirements.txt
 exec .venv-colab/bin/python tools/colab_check.py "$@"
