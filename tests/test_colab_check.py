@@ -110,7 +110,7 @@ def test_a_sound_notebook_passes_with_every_control_moved(tmp_path):
     problems, report, seconds = check(notebook(tmp_path, PANEL_CELL))
     assert problems == [] and seconds > 0
     [line, redraws] = report
-    assert line.startswith("make_curve_panel: ")
+    assert line.startswith("curve_panel: ")
     for name, code in CONTROLS.items():
         control = eval(code)
         assert f"{name} ({type(control).__name__}, {len(_stops(control, STOPS)[1])} stops)" in line
@@ -121,11 +121,11 @@ def test_every_way_a_notebook_breaks_is_reported(tmp_path):
     problems, _, _ = check(notebook(tmp_path, PANEL_CELL, *BROKEN_CELLS))
     text = "\n".join(problems)
     assert "a warning a learner would see" in text
-    assert "make_offset_panel: offset.value = 3: the redraw failed" in text and "NoSuchWidget" in text
+    assert "offset_panel: offset.value = 3: the redraw failed" in text and "NoSuchWidget" in text
     assert "(and 1 more of its stops)" in text  # 3 and 4 are the offset's stops past 2
     assert "the notebook makes 4 slider panel(s); 3 are alive in the kernel" in text
     assert "the notebook makes 4 slider panel(s) and shows 2 widget(s)" in text
-    assert "make_curve_panel" not in text
+    assert "curve_panel" not in text
     assert len(problems) == 4
 
 
@@ -141,7 +141,7 @@ def test_a_panel_that_does_not_redraw_is_reported(tmp_path):
     assert len(problems) == len(CONTROLS)
     for name, problem in zip(CONTROLS, problems):
         first = problem.splitlines()[0]
-        assert first.startswith(f"make_curve_panel: {name}.") and first.endswith(": nothing was redrawn")
+        assert first.startswith(f"curve_panel: {name}.") and first.endswith(": nothing was redrawn")
 
 
 def test_a_failing_cell_is_reported_with_its_error(tmp_path):

@@ -104,6 +104,8 @@ def _move_every_control(namespace, panels_expected, count):
         failures.append(f"the notebook makes {panels_expected} slider panel(s); "
                         f"{len(panels)} are alive in the kernel")
     for panel in panels:
+        label = next((name for name, value in namespace.items() if value is panel and
+                      not name.startswith("_")), panel.build.__name__)  # its name in the lesson
         calls = _counting_updates(panel)
         panel.widget()  # what showing the panel does: draws it and redraws it on every change
         seen, moves = {repr(panel.values())}, []
@@ -111,12 +113,12 @@ def _move_every_control(namespace, panels_expected, count):
             try:
                 attribute, values = _stops(control, count)
             except TypeError as error:
-                failures.append(f"{panel.build.__name__}: {name}: {error}")
+                failures.append(f"{label}: {name}: {error}")
                 continue
             default, failed = getattr(control, attribute), []
             for value in [*values, default]:
                 before, errors = calls[0], len(panel.errors)
-                where = f"{panel.build.__name__}: {name}.{attribute} = {value!r}"
+                where = f"{label}: {name}.{attribute} = {value!r}"
                 try:
                     setattr(control, attribute, value)
                 except Exception as error:
@@ -131,7 +133,7 @@ def _move_every_control(namespace, panels_expected, count):
                 more = f"\n(and {len(failed) - 1} more of its stops)" if len(failed) > 1 else ""
                 failures.append(failed[0] + more)
             moves.append(f"{name} ({type(control).__name__}, {len(values)} stops)")
-        lines.append(f"{panel.build.__name__}: " + ", ".join(moves))
+        lines.append(f"{label}: " + ", ".join(moves))
         redraws += calls[0]
     lines.append(f"{redraws} redraws")
     return {"kernel": kernel, "panels": lines, "failures": failures}
