@@ -92,12 +92,15 @@ MESSAGES = {}  # a translated edition fills it: English hint or message -> trans
 
 def translated(text):
     """`text` in the lesson's language. A {} in a key of MESSAGES stands for what varies
-    (a number, a name), passed on to the translation's {} (or {0}, {1}, ... reordered)."""
+    (a number, a name, a phrase: translated too), passed on to the translation's {} (or
+    {0}, {1}, ... reordered). A message made of known ones is translated by parts."""
     for english, local in MESSAGES.items():
         pattern = "(.+?)".join(map(re.escape, english.split("{}")))
-        match = re.fullmatch(pattern, text, flags=re.S)
+        match = re.fullmatch(pattern + r"(\s.*)?", text, flags=re.S)
         if match:
-            return local.format(*match.groups())
+            *values, rest = match.groups()
+            tail = " " + translated(rest.strip()) if rest else ""
+            return local.format(*map(translated, values)) + tail
     return text
 
 

@@ -12,7 +12,9 @@ markdown cell is replaced by its translation, every code cell is the English one
 so the English lesson's tests hold for both), and a cell after the setup cell fills `MESSAGES`,
 through which `check_exercise` prints hints and check messages in the edition's language. A message
 may be a template: `{}` stands for a number or a name the English message carries, `{0}`, `{1}`, ...
-for the same in another order. A translation is stale when its English cell changed after it was
+for the same in another order. The messages an edition must translate are found in the code: every
+string of three words or more in a cell that defines a `check_...` function or holds an exercise
+stub (`learner_messages`). A translation is stale when its English cell changed after it was
 written (the hash differs); missing and stale translations fail `sync_notebooks.py --check`.
 """
 
@@ -61,28 +63,36 @@ def message_text(node):
 
 
 def learner_messages(source):
-    """The hints and check messages a learner reads, as templates: the messages of
-    `raise NotImplementedError(...)`, `raise AssertionError(...)` and `assert ..., ...`."""
+    """The hints and check messages a learner reads, as templates: every string literal or
+    f-string of three words or more (docstrings aside) in a cell that defines a `check_...`
+    function or holds an exercise stub. (A checker's messages may be built in helpers beside it,
+    so the whole cell counts.)"""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
+    if "raise NotImplementedError" not in source and not any(
+            isinstance(node, ast.FunctionDef) and node.name.startswith("check_")
+            for node in ast.walk(tree)):
+        return []
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr)}
+    inner = {id(child) for node in ast.walk(tree) if isinstance(node, (ast.JoinedStr, ast.BinOp))
+             for child in ast.walk(node) if child is not node}
     found = []
     for node in ast.walk(tree):
-        message = None
-        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
-            if getattr(node.exc.func, "id", None) in ("NotImplementedError", "AssertionError"):
-                message = node.exc.args[0]
-        elif isinstance(node, ast.Assert):
-            message = node.msg
-        text = message_text(message) if message is not None else None
-        if text:
+        if id(node) in docstrings or id(node) in inner:
+            continue
+        text = message_text(node)
+        if text and len(text.split()) >= 3:
             found.append(text)
     return found
 
 
 def notebook_messages(nb):
     return list(dict.fromkeys(m for cell in nb.cells if cell.cell_type == "code"
+                              and "series-setup" not in cell.metadata.get("tags", [])
                               for m in learner_messages(cell.source)))
 
 
