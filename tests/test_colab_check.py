@@ -176,3 +176,16 @@ def test_the_readme_colab_section_gives_the_two_lines_the_data_cell_gives(tmp_pa
     section = readme[readme.index("## Run one lesson in Colab"):]
     section = section[:section.index("\n## ")]
     assert len(lines) == 2 and [line for line in lines if f"\n  {line}\n" not in section] == []
+
+
+def test_the_readme_colab_section_names_the_versions_ci_pins():
+    pins = {canonicalize_name(r.name): str(r.specifier)[2:]
+            for r in requirements(ROOT / "tools" / "requirements-colab.txt")}
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Run one lesson in Colab"):]
+    words = " ".join(section[:section.index("\n## ")].split())
+    torch = ".".join(pins["torch"].split(".")[:2])
+    for named in (f"torch {torch}", f"ipywidgets {pins['ipywidgets']}", f"ipykernel {pins['ipykernel']}",
+                  "Python 3.13"):
+        assert named in words, f"the README's Colab section does not say {named!r}"
+    assert "sys.version_info[:2] != (3, 13)" in (ROOT / "tools" / "colab_check.sh").read_text()
