@@ -96,7 +96,7 @@ def translated(text):
     {0}, {1}, ... reordered). A message made of known ones is translated by parts."""
     for english, local in MESSAGES.items():
         pattern = "(.+?)".join(map(re.escape, english.split("{}")))
-        match = re.fullmatch(pattern + r"(\s.*)?", text, flags=re.S)
+        match = re.fullmatch(pattern + r"(\\s.*)?", text, flags=re.S)
         if match:
             *values, rest = match.groups()
             tail = " " + translated(rest.strip()) if rest else ""
