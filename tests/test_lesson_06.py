@@ -500,3 +500,25 @@ def test_going_deeper_cancellation_is_real_and_the_shift_repairs_it(printed):
     assert printed_number(printed, "the same sums of x − 1000:") == pytest.approx(two_pass,
                                                                                  abs=1e-3)
     assert printed_number(printed, "the sums in float64:") == pytest.approx(two_pass, abs=1e-3)
+
+
+def test_readme_states_the_full_runs_numbers():
+    results = json.loads((ROOT / "figures" / "06-results.json").read_text())
+    assert results["mode"] == "full"
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("**06 · Batch norm across processes.**"):]
+    paragraph = paragraph[:paragraph.index("## ")]
+    accuracy = results["eval accuracy"]
+    quoted = [f"for {results['training steps']} steps",
+              f"reaches {accuracy['BatchNorm1d, by digit']:.3f} on all test digits",
+              f"{results['digits 0-4, 5-9']['BatchNorm1d, by digit'][1]:.3f} on the digits 5–9",
+              f"({results['own statistics, digits 0-4, 5-9']['BatchNorm1d, by digit'][1]:.3f} when",
+              f"SyncBatchNorm it reaches {accuracy['SyncBatchNorm, by digit']:.3f}",
+              f"GroupNorm {accuracy['GroupNorm, by digit']:.3f}",
+              f"shards {accuracy['BatchNorm1d, shuffled']:.3f}",
+              f"took {results['step ms']['BatchNorm1d']:.1f} ms without and "
+              f"{results['step ms']['SyncBatchNorm']:.1f} ms with"]
+    flat = " ".join(paragraph.split())
+    assert [q for q in quoted if q not in flat] == []
+    layers = sum(isinstance(m, L.SyncBatchNorm) for m in L.make_network("SyncBatchNorm"))
+    assert f"{ {1: 'two', 2: 'four', 3: 'six'}[layers]} extra all-reduces" in flat
