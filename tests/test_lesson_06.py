@@ -422,6 +422,14 @@ def test_section_1_shuffled_gaps_follow_the_theory_and_digit_shards_pull_away():
         assert L.SPREAD["shuffled", 1, b][0] == L.SPREAD["by digit", 1, b][0] == 0.0
 
 
+def test_section_1_digit_shard_gaps_level_off_at_the_shards_own_means():
+    for k in (2, 4):
+        floor = L.shard_floor(k)
+        gaps = [L.SPREAD["by digit", k, b][0] for b in L.PER_PROCESS_BATCHES]
+        assert 0 < floor < gaps[-1] < gaps[0]
+        assert gaps[-1] - floor < L.SPREAD["shuffled", k, L.PER_PROCESS_BATCHES[-1]][0]
+
+
 @pytest.fixture(scope="module")
 def printed():
     nb, _, _ = run_lesson("06", fast=True)
