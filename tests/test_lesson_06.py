@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing
 import re
+import signal
 import time
 
 import pytest
@@ -166,6 +167,21 @@ def test_a_collective_that_waits_too_long_fails_after_its_timeout():
     with pytest.raises(L.WorkerError, match=r"process 0 of 2 failed[\s\S]*[Tt]imed out"):
         L.run_processes(process_1_never_joins, 2, timeout=60, collective_timeout=2)
     assert time.monotonic() - start < 30
+    assert multiprocessing.active_children() == []
+
+
+def test_an_interrupted_call_stops_every_process():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)   # what a kernel interrupt raises
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            L.run_processes(never_ends, 2, timeout=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     assert multiprocessing.active_children() == []
 
 
