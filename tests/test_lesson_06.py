@@ -148,6 +148,11 @@ def never_ends(rank, world_size):
         time.sleep(0.05)
 
 
+def test_a_wrong_number_of_processes_is_named():
+    with pytest.raises(ValueError, match="world_size must be a whole number"):
+        L.run_processes(returns_rank, 0)
+
+
 def test_results_come_back_in_rank_order():
     assert L.run_processes(returns_rank, 3) == [(r, 3, 3.0) for r in range(3)]
 
@@ -510,6 +515,9 @@ def test_section_9_counts_what_the_layers_send(printed):
     floats = sum(4 * c + 1 for c in channels)             # 2C + 1 forward, 2C backward
     assert f"{2 * len(channels)} by batch norm ({floats:,} floats)" in printed
     assert "0 by batch norm (0 floats)" in printed
+    for c in channels:
+        assert (f"a SyncBatchNorm layer of {c} channels sends {4 * (2 * c + 1):,} bytes forward"
+                in printed)
     gradients = sum(p.numel() for p in L.make_network("BatchNorm1d").parameters())
     assert printed.count(f"1 all-reduce by DDP ({gradients:,} gradient floats)") == 2
     big = printed_number(printed, "one all_reduce of 4,194,304 bytes (median):")
