@@ -104,8 +104,9 @@ def requirement_names(lines, pattern):
     return {m.group(1).lower() for line in lines if (m := re.match(pattern, line.strip()))}
 
 
-def test_environment_yml_names_the_same_packages_as_requirements_txt():
-    pip_lines = (ROOT / "requirements.txt").read_text().splitlines()
+def test_environment_yml_names_the_same_packages_as_requirements_lab_txt():
+    pip_lines = [line for name in ("requirements.txt", "requirements-lab.txt")
+                 for line in (ROOT / name).read_text().splitlines()]
     pip = requirement_names(pip_lines, r"^([A-Za-z][\w.-]*)\s*[<>=!~]")
     conda_lines = (ROOT / "environment.yml").read_text().splitlines()
     conda = requirement_names(conda_lines, r"^-\s*([A-Za-z][\w.-]*)\s*[<>=!~]")
