@@ -41,6 +41,13 @@ LESSONS = [
         "what batch norm changes in training, by reproducing Figure 1 of Ioffe & Szegedy (2015) and "
         "going further: seeds, learning rates, batch sizes and the eval-mode trap",
     ),
+    (
+        "06_batchnorm_across_processes",
+        "Batch norm across processes",
+        "what changes when a batch is split over several processes: how far each process's statistics "
+        "stray, a SyncBatchNorm written from scratch on `torch.distributed` that equals batch norm on "
+        "the whole batch, what DDP does with the running statistics, and what synchronizing costs",
+    ),
 ]
 
 
