@@ -93,14 +93,18 @@ MESSAGES = {}  # a translated edition fills it: English hint or message -> trans
 def translated(text):
     """`text` in the lesson's language. A {} in a key of MESSAGES stands for what varies
     (a number, a name, a phrase: translated too), passed on to the translation's {} (or
-    {0}, {1}, ... reordered). A message made of known ones is translated by parts."""
-    for english, local in MESSAGES.items():
-        pattern = "(.+?)".join(map(re.escape, english.split("{}")))
-        match = re.fullmatch(pattern + r"(\\s.*)?", text, flags=re.S)
-        if match:
-            *values, rest = match.groups()
-            tail = " " + translated(rest.strip()) if rest else ""
-            return local.format(*map(translated, values)) + tail
+    {0}, {1}, ... reordered). The key with the most fixed words wins; a message made of
+    known ones (a case, then its explanation) is translated part by part."""
+    keys = sorted(MESSAGES, key=lambda english: -len(english.replace("{}", "")))
+    value = r"((?:(?!\\.\\s+[A-Z]).)+?)"  # what a {} stands for: no sentence ends inside
+    for rest in ("", r"(\\s.+)"):  # the whole message, else a known part and the rest
+        for english in keys:
+            pattern = value.join(map(re.escape, english.split("{}"))) + rest
+            match = re.fullmatch(pattern, text, flags=re.S)
+            if match:
+                values = list(match.groups())
+                tail = " " + translated(values.pop().strip()) if rest else ""
+                return MESSAGES[english].format(*map(translated, values)) + tail
     return text
 
 
@@ -117,7 +121,8 @@ def check_exercise(check, *attempt):
         print(translated(f"✗ Not yet. {translated(str(mistake))}"))
     except Exception as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
-        print(translated(f"✗ Your code raised {type(error).__name__}: {error}") +
+        raised = f"{type(error).__name__}: {translated(str(error))}"
+        print(translated(f"✗ Your code raised {raised}") +
               f"\\n   at line {where.lineno}: {where.line}")
     else:
         print(translated("✓ Right: every check passed."))
