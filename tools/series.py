@@ -32,8 +32,8 @@ LESSONS = [
     (
         "04_batchnorm_from_scratch",
         "Batch normalization from scratch",
-        "how batch norm computes, learns and remembers its statistics, by writing a layer that matches "
-        "`torch.nn.BatchNorm` to the last bit, backward pass included",
+        "how batch norm computes, learns and remembers its statistics, by writing the layer yourself, "
+        "forward and backward, and checking it against `torch.nn.BatchNorm` (equal up to rounding)",
     ),
     (
         "05_mnist_batchnorm",

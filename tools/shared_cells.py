@@ -13,6 +13,7 @@ SETUP_CELL = '''\
 #@save
 import io
 import os
+import re
 import traceback
 from pathlib import Path
 
@@ -22,38 +23,39 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 FAST = os.environ.get("BN_FAST") == "1"  # BN_FAST=1: the quick run the tests use
 IN_REPO = Path.cwd().name == "notebooks" and Path("../figures").is_dir()
-FIGURES = Path(os.environ.get("BN_FIGURES_DIR") or ("../figures" if IN_REPO else "figures"))
+FIGURES = Path(os.environ.get("BN_FIGURES_DIR")
+               or ("../figures" if IN_REPO else "figures"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 
 
 def save_figure(fig, name):
-    """Write `fig` to FIGURES/<name>.png (the README shows those in the repository's figures/)."""
+    """Write `fig` to FIGURES/<name>.png (the README shows the repository's figures/)."""
     fig.savefig(FIGURES / f"{name}.png", dpi=100, bbox_inches="tight")
 
 
 def figure_png(fig):
     """The PNG bytes of `fig`: exactly what a slider panel shows."""
     if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # one canvas for good: savefig would make a new one each time
+        FigureCanvasAgg(fig)  # one canvas for good: savefig would make one each time
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
 class SliderPanel:
-    """Controls above a figure. build() makes the figure and returns (fig, update); every change
-    of a control calls update(**values), which redraws fig in place, and shows the new picture."""
+    """Controls above a figure. build() makes the figure and returns (fig, update); every
+    change of a control calls update(**values), which redraws fig in place."""
 
     def __init__(self, build, controls):
         self.build, self.controls = build, controls
-        self.errors = []  # the tracebacks of redraws that failed (each also shown in the panel)
+        self.errors = []  # tracebacks of failed redraws (each also shown in the panel)
 
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
 
     def widget(self):
-        """The panel as a widget: the controls, the figure for their values, and a line that
-        shows an error if a redraw fails."""
+        """The panel as a widget: the controls, the figure for their values, and a line
+        that shows an error if a redraw fails."""
         fig, update = self.build()
         image, error = widgets.Image(format="png"), widgets.HTML()
 
@@ -81,26 +83,44 @@ class SliderPanel:
 
 def slider_panel(build, **controls):
     """A SliderPanel: `build` returns (fig, update); each keyword names a control (a core
-    ipywidget) and the argument of update(...) it sets. The last line of a cell shows it."""
+    ipywidget) and the argument of update(...) it sets. A cell's last line shows it."""
     return SliderPanel(build, controls)
 
 
+MESSAGES = {}  # a translated edition fills it: English hint or message -> translation
+
+
+def translated(text):
+    """`text` in the lesson's language. A {} in a key of MESSAGES stands for what varies
+    (a number, a name, a phrase: translated too), passed on to the translation's {} (or
+    {0}, {1}, ... reordered). A message made of known ones is translated by parts."""
+    for english, local in MESSAGES.items():
+        pattern = "(.+?)".join(map(re.escape, english.split("{}")))
+        match = re.fullmatch(pattern + r"(\s.*)?", text, flags=re.S)
+        if match:
+            *values, rest = match.groups()
+            tail = " " + translated(rest.strip()) if rest else ""
+            return local.format(*map(translated, values)) + tail
+    return text
+
+
 def check_exercise(check, *attempt):
-    """Run `check` on your attempt and say what it finds: right, the mistake it names, or that
-    the exercise is still a stub (then the lesson goes on with the reference solution below)."""
+    """Run `check` on your attempt and say what it finds: right, the mistake it names, or
+    that the exercise is still a stub (the lesson then goes on with the reference one)."""
     try:
         check(*attempt)
     except NotImplementedError as stub:
-        print(f"⏳ Not written yet ({stub}). Write it above and run both cells again; "
-              "until then the lesson uses the reference solution below.")
+        hint = translated(str(stub))
+        print(translated(f"⏳ Not written yet ({hint}). Write it above and run both cells "
+                         "again; until then the lesson uses the reference solution."))
     except AssertionError as mistake:
-        print(f"✗ Not yet. {mistake}")
+        print(translated(f"✗ Not yet. {translated(str(mistake))}"))
     except Exception as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"✗ Your code raised {type(error).__name__}: {error}\\n"
-              f"   at line {where.lineno}: {where.line}")
+        print(translated(f"✗ Your code raised {type(error).__name__}: {error}") +
+              f"\\n   at line {where.lineno}: {where.line}")
     else:
-        print("✓ Right: every check passed.")
+        print(translated("✓ Right: every check passed."))
 
 
 print(f"{'Fast' if FAST else 'Full'} mode; figures are saved to {FIGURES.resolve()}")
@@ -117,7 +137,8 @@ from torchvision.datasets.utils import extract_archive
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "batchnorm-hands-on"
+CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+CACHE = CACHE_ROOT / "batchnorm-hands-on"
 REPOSITORY = "https://github.com/GITHUB_REPO"
 HOW_TO_GET_MNIST = f"""
 To use the 10,000 MNIST digits that ship with the series, either
@@ -126,12 +147,13 @@ To use the 10,000 MNIST digits that ship with the series, either
     a new cell, run it, then run this cell again:
         !git clone --depth 1 {REPOSITORY} /content/batchnorm-hands-on
         os.environ["BN_DATA_DIR"] = "/content/batchnorm-hands-on/data"
-or connect to the internet, so that torchvision can download the full MNIST into {CACHE}."""
+or connect to the internet, so that torchvision can download the full MNIST into
+{CACHE}."""
 
 
 def local_mnist_root(folder):
-    """A torchvision `root` for the MNIST in folder/MNIST/raw/, un-gzipping into the cache if
-    needed (the folder itself may be read-only). None when the folder holds no MNIST."""
+    """A torchvision `root` for the MNIST in folder/MNIST/raw/, un-gzipping into the cache
+    if needed (the folder itself may be read-only). None if the folder holds no MNIST."""
     raw = Path(folder) / "MNIST" / "raw"
     if all((raw / name).is_file() for name in MNIST_FILES):
         return Path(folder)
@@ -141,8 +163,9 @@ def local_mnist_root(folder):
     (root / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
     for name in MNIST_FILES:
         target = root / "MNIST" / "raw" / name
-        if not target.is_file() or target.stat().st_mtime < (raw / f"{name}.gz").stat().st_mtime:
-            extract_archive(str(raw / f"{name}.gz"), str(target.parent))
+        archive = raw / f"{name}.gz"
+        if not target.is_file() or target.stat().st_mtime < archive.stat().st_mtime:
+            extract_archive(str(archive), str(target.parent))
     return root
 
 
@@ -159,24 +182,26 @@ def download_mnist_root():
 
 
 def mnist_root(prefer_full=False):
-    """Choose the MNIST to use. With BN_DATA_DIR set, that folder or a clear error. Otherwise
-    the repository's data/ (10,000 digits); with prefer_full, the full MNIST first, if it
-    downloads."""
+    """Choose the MNIST to use. With BN_DATA_DIR set, that folder or a clear error.
+    Otherwise the repository's data/ (10,000 digits); with prefer_full, the full MNIST
+    first, if it downloads."""
     if os.environ.get("BN_DATA_DIR"):
         folder = Path(os.environ["BN_DATA_DIR"]).expanduser()
         root = local_mnist_root(folder)
         if root is None:
             raise FileNotFoundError(
-                f"BN_DATA_DIR={folder} holds no MNIST: expected {folder / 'MNIST' / 'raw'} "
-                f"with {', '.join(MNIST_FILES)} (each may be .gz).\\n" + HOW_TO_GET_MNIST)
+                f"BN_DATA_DIR={folder} holds no MNIST: expected "
+                f"{folder / 'MNIST' / 'raw'} with {', '.join(MNIST_FILES)} "
+                "(each may be .gz).\\n" + HOW_TO_GET_MNIST)
         return root
-    local = next((root for root in map(local_mnist_root, ["../data", "data"]) if root), None)
+    folders = ["../data", "../../data", "data"]  # notebooks/, notebooks/<language>/, top
+    local = next((root for root in map(local_mnist_root, folders) if root), None)
     if local is None or prefer_full:
         full = download_mnist_root()
         if full is not None:
             return full
         if local is not None:
-            print("Offline: using the 10,000-digit MNIST subset in the repository's data/.")
+            print("Offline: using the 10,000-digit MNIST subset in the repository.")
     if local is None:
         raise FileNotFoundError("No MNIST found and none could be downloaded.\\n"
                                 + HOW_TO_GET_MNIST)
@@ -184,9 +209,10 @@ def mnist_root(prefer_full=False):
 
 
 def load_mnist(prefer_full=False):
-    """MNIST as (train, test) torchvision datasets; .data holds uint8 digits, .targets labels."""
+    """MNIST as (train, test) torchvision datasets: .data holds uint8 digits, .targets
+    the labels."""
     root = mnist_root(prefer_full)
-    train, test = (datasets.MNIST(root, train=flag, download=False) for flag in (True, False))
+    train, test = (datasets.MNIST(root, train=flag) for flag in (True, False))
     print(f"MNIST from {root}: {len(train):,} training and {len(test):,} test digits")
     return train, test
 '''.replace("GITHUB_REPO", GITHUB_REPO)

@@ -3,6 +3,7 @@
     python tools/sync_notebooks.py                  # rewrite what is out of date
     python tools/sync_notebooks.py --check          # change nothing; exit 1, listing what is stale
     python tools/sync_notebooks.py --repo you/fork  # point every badge and link at your fork
+    python tools/sync_notebooks.py --todo zh-CN     # what an edition still needs translated
 
 For every notebooks/NN_*.ipynb it writes the header cell (title, what you will learn, Colab badge,
 previous/next links) and the footer cell (previous/next links), copies the shared cells (tagged
@@ -16,9 +17,14 @@ alone, so one that builds on an earlier lesson's code carries that code): the to
 A code cell whose first line starts with `#@title` is support, not lesson (setup, figure and widget
 code, reference solutions): it is collapsed where the learner opens it, in JupyterLab and Notebook 7
 (`jupyter.source_hidden`) and in Colab (`cellView: form`, which shows the title).
+
+Translated editions (tools/translations.py): for every i18n/<lang>/ it writes notebooks/<lang>/ from
+the English notebooks and the catalogs, and README.<lang>.md's lesson table; a missing or stale
+translation fails, naming the cells.
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -28,6 +34,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import series  # noqa: E402
+import translations  # noqa: E402
 from series import LESSONS, colab_url, repository_url  # noqa: E402
 from shared_cells import CELLS  # noqa: E402
 
@@ -42,35 +49,75 @@ NOTEBOOK_METADATA = {
 }
 
 
-def lesson_link(index):
+ENGLISH = {  # the series' own words; a translated edition has its own in i18n/<lang>/edition.json
+    "language": "English", "folder": "", "readme": "README.md",
+    "series": "Batch Normalization, hands-on", "lesson_of": "lesson {number} of {count}",
+    "learn": "What you will learn", "overview": "Series overview", "previous": "Previous",
+    "next": "Next", "in_colab": "in Colab", "table": ["#", "Lesson", "What you will learn", "Open"],
+}
+
+
+def edition_words(lang=None):
+    return ENGLISH if lang is None else {**ENGLISH, **translations.edition(lang), "folder": lang}
+
+
+def title_and_summary(index, words):
+    stem, title, learn = LESSONS[index]
+    return words.get("lessons", {}).get(stem, [title, learn])
+
+
+def edition_colab_url(stem, words):
+    return colab_url(f"{words['folder']}/{stem}" if words["folder"] else stem)
+
+
+def lesson_link(index, words):
     """The lesson beside this one, and the same lesson in Colab (a relative link leads nowhere
     there)."""
-    stem, title, _ = LESSONS[index]
-    return f"[{stem[:2]} · {title}]({stem}.ipynb) ([in Colab]({colab_url(stem)}))"
+    stem = LESSONS[index][0]
+    title = title_and_summary(index, words)[0]
+    return (f"[{stem[:2]} · {title}]({stem}.ipynb) "
+            f"([{words['in_colab']}]({edition_colab_url(stem, words)}))")
 
 
-def navigation(index):
-    parts = [f"[Series overview]({repository_url()}#readme)"]
+def other_editions(index, words):
+    """Links to the lesson in the other languages of the series."""
+    stem = LESSONS[index][0]
+    links = []
+    for lang in [None, *translations.languages()]:
+        other = edition_words(lang)
+        if other["folder"] != words["folder"]:
+            up = "../" if words["folder"] else ""
+            path = f"{up}{other['folder'] + '/' if other['folder'] else ''}{stem}.ipynb"
+            links.append(f"[{other['language']}]({path})")
+    return links
+
+
+def navigation(index, words):
+    parts = [f"[{words['overview']}]({repository_url()}/blob/{series.BRANCH}/{words['readme']})"]
     if index > 0:
-        parts.insert(0, f"← Previous: {lesson_link(index - 1)}")
+        parts.insert(0, f"← {words['previous']}: {lesson_link(index - 1, words)}")
     if index < len(LESSONS) - 1:
-        parts.append(f"Next: {lesson_link(index + 1)} →")
+        parts.append(f"{words['next']}: {lesson_link(index + 1, words)} →")
     return " · ".join(parts)
 
 
-def header(index):
-    stem, title, learn = LESSONS[index]
+def header(index, words=ENGLISH):
+    stem = LESSONS[index][0]
+    title, learn = title_and_summary(index, words)
+    lesson_of = words["lesson_of"].format(number=index + 1, count=len(LESSONS))
+    editions = " · ".join(other_editions(index, words))
     return (
         f"# {stem[:2]} · {title}\n"
-        f"*Batch Normalization, hands-on — lesson {index + 1} of {len(LESSONS)}*\n\n"
-        f"**What you will learn:** {learn}.\n\n"
-        f"[![Open In Colab]({BADGE})]({colab_url(stem)})\n\n"
-        f"{navigation(index)}"
+        f"*{words['series']} — {lesson_of}*\n\n"
+        f"**{words['learn']}:** {learn}{'' if learn.endswith('。') else '.'}\n\n"
+        f"[![Open In Colab]({BADGE})]({edition_colab_url(stem, words)})"
+        f"{'   ' + editions if editions else ''}\n\n"
+        f"{navigation(index, words)}"
     )
 
 
-def footer(index):
-    return f"---\n{navigation(index)}"
+def footer(index, words=ENGLISH):
+    return f"---\n{navigation(index, words)}"
 
 
 TITLE_MARK = "#@title"
@@ -136,21 +183,44 @@ def synced(nb, index):
     return nb
 
 
-def readme_table():
-    rows = ["| # | Lesson | What you will learn | Open |", "|---|---|---|---|"]
-    for stem, title, learn in LESSONS:
-        link = f"[{title}](notebooks/{stem}.ipynb)"
-        badge = f"[![Open In Colab]({BADGE})]({colab_url(stem)})"
-        rows.append(f"| {stem[:2]} | {link} | {learn[0].upper()}{learn[1:]}. | {badge} |")
+def readme_table(words=ENGLISH):
+    rows = ["| " + " | ".join(words["table"]) + " |", "|---|---|---|---|"]
+    folder = f"notebooks/{words['folder']}/" if words["folder"] else "notebooks/"
+    for index, (stem, _, _) in enumerate(LESSONS):
+        title, learn = title_and_summary(index, words)
+        link = f"[{title}]({folder}{stem}.ipynb)"
+        badge = f"[![Open In Colab]({BADGE})]({edition_colab_url(stem, words)})"
+        end = "" if learn.endswith("。") else "."
+        rows.append(f"| {stem[:2]} | {link} | {learn[0].upper()}{learn[1:]}{end} | {badge} |")
     return "\n".join(rows)
 
 
-def synced_readme(text):
+def synced_readme(text, words=ENGLISH):
     if TABLE_START not in text or TABLE_END not in text:
-        raise SystemExit(f"README.md needs the markers {TABLE_START} and {TABLE_END}")
+        raise SystemExit(f"{words['readme']} needs the markers {TABLE_START} and {TABLE_END}")
     before, rest = text.split(TABLE_START, 1)
     _, after = rest.split(TABLE_END, 1)
-    return f"{before}{TABLE_START}\n{readme_table()}\n{TABLE_END}{after}"
+    return f"{before}{TABLE_START}\n{readme_table(words)}\n{TABLE_END}{after}"
+
+
+def translated(nb, index, lang):
+    """The edition `lang` of the synced English notebook `nb`, and what its catalog lacks."""
+    words = edition_words(lang)
+    stem = LESSONS[index][0]
+    texts, messages, problems = translations.translated_cells(nb, lang, stem)
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        if cell.get("id") == "series-header":
+            cell.source = header(index, words)
+        elif cell.get("id") == "series-footer":
+            cell.source = footer(index, words)
+        elif cell.cell_type == "markdown":
+            cell.source = texts.get(cell.id, cell.source)
+    setup = next(i for i, c in enumerate(nb.cells) if "series-setup" in c.metadata.get("tags", []))
+    table = nbformat.v4.new_code_cell(translations.messages_cell_source(lang, messages),
+                                      id="series-messages", metadata=dict(COLLAPSED))
+    nb.cells.insert(setup + 1, table)
+    return nb, problems
 
 
 SOLUTION_MARK = "#@title Reference solution"
@@ -189,41 +259,66 @@ def set_repository(repo):
     print(f"tools/series.py now points at {repo}; rewriting the notebooks and the README")
 
 
+def write_if_changed(path, text, check, stale):
+    """Write `text` to `path` unless it holds it already (or `check`); note the stale path."""
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        stale.append(str(path.relative_to(ROOT)))
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
+def todo(lang):
+    """Print, as catalog entries to fill, what the edition `lang` lacks."""
+    for index, (stem, _, _) in enumerate(LESSONS):
+        nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+        missing = translations.todo(nb, lang, stem)
+        if missing:
+            print(f"i18n/{lang}/{stem[:2]}.json needs:")
+            print(json.dumps(missing, ensure_ascii=False, indent=1))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if out of date")
     parser.add_argument("--repo", help="owner/name of the GitHub repository the badges point at")
+    parser.add_argument("--todo", metavar="LANG", help="list what edition LANG still needs translated")
     args = parser.parse_args(argv)
     if args.repo:
         set_repository(args.repo)
         os.execv(sys.executable, [sys.executable, __file__])  # afresh, with the new path
+    if args.todo:
+        return todo(args.todo)
     stems = [stem for stem, _, _ in LESSONS]
-    stale, broken = [], []
+    stale, broken, untranslated = [], [], []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         if path.stem not in stems:
             stale.append(f"{path.relative_to(ROOT)} is not in tools/series.py's LESSONS")
             continue
-        old = path.read_text(encoding="utf-8")
-        nb = nbformat.reads(old, as_version=4)
+        nb = nbformat.read(path, as_version=4)
         broken.extend(f"{path.relative_to(ROOT)}: {problem}" for problem in exercise_problems(nb))
-        new = nbformat.writes(synced(nb, stems.index(path.stem))) + "\n"
-        if new != old:
-            stale.append(str(path.relative_to(ROOT)))
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
-    old = README.read_text(encoding="utf-8")
-    new = synced_readme(old)
-    if new != old:
-        stale.append("README.md (lesson table)")
-        if not args.check:
-            README.write_text(new, encoding="utf-8")
+        english = synced(nb, stems.index(path.stem))
+        write_if_changed(path, nbformat.writes(english) + "\n", args.check, stale)
+        for lang in translations.languages():
+            edition, problems = translated(english, stems.index(path.stem), lang)
+            untranslated.extend(f"notebooks/{lang}/{path.name}: {problem}" for problem in problems)
+            write_if_changed(NOTEBOOKS / lang / path.name, nbformat.writes(edition) + "\n",
+                             args.check, stale)
+    for lang in [None, *translations.languages()]:
+        words = edition_words(lang)
+        readme = ROOT / words["readme"]
+        write_if_changed(readme, synced_readme(readme.read_text(encoding="utf-8"), words),
+                         args.check, stale)
     if stale:
         verb = "out of date (run python tools/sync_notebooks.py)" if args.check else "updated"
         print(f"{verb}:\n  " + "\n  ".join(stale))
     if broken:
         print("exercises out of pattern (stub, check_exercise(...), reference solution):\n  "
               + "\n  ".join(broken))
-    return 1 if broken or (stale and args.check) else 0
+    if untranslated:
+        print("translations missing or stale (python tools/sync_notebooks.py --todo LANG lists "
+              "them with their English):\n  " + "\n  ".join(untranslated))
+    return 1 if broken or untranslated or (stale and args.check) else 0
 
 
 if __name__ == "__main__":
