@@ -277,7 +277,7 @@ def test_side_by_side_training_is_one_at_a_time_training(lesson, data, batch_nor
     for a, b in zip(together, alone):  # weights, batch norm's γ, β and running statistics
         for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert p.shape == q.shape
-            assert torch.allclose(p.float(), q.float(), rtol=1e-5, atol=1e-4), key
+            assert torch.allclose(p.float(), q.float(), rtol=1e-4, atol=1e-4), key
 
 
 def test_one_wide_batch_norm_is_k_separate_ones(lesson):
@@ -310,9 +310,9 @@ def test_the_helpers_that_read_records(lesson):
     assert lesson.verdict((0.9, 0.88, 0.92), (0.8, 0.7, 0.87)) == "without BN ahead"
     assert lesson.verdict((0.8, 0.7, 0.87), (0.9, 0.88, 0.92)) == "with BN ahead"
     assert lesson.verdict((0.9, 0.85, 0.95), (0.9, 0.88, 0.92)) == "no clear difference"
-    sweep = {0.1: runs(0.90, 0.91, 0.92), 1.0: runs(0.95, 0.94, 0.96), 10.0: runs(0.94, 0.90, 0.95)}
-    assert lesson.best_and_tolerated(sweep) == (1.0, [1.0])
-    assert lesson.best_and_tolerated(sweep, within=0.06) == (1.0, [0.1, 1.0, 10.0])
+    sweep = {0.1: runs(0.90, 0.91, 0.92), 1.0: runs(0.95, 0.94, 0.96), 10.0: runs(0.94, 0.89, 0.95)}
+    assert lesson.best_and_working(sweep) == (1.0, [0.1, 1.0])
+    assert lesson.best_and_working(sweep, good=0.8) == (1.0, [0.1, 1.0, 10.0])
 
 
 def test_the_sweep_trains_one_network_per_setting_and_seed(lesson, data):
@@ -606,7 +606,8 @@ def as_records(sweep, name):
 
 def test_the_full_run_is_the_lessons_settings(full, lesson):
     settings = full["settings"]
-    assert settings["steps"] == 50_000 and settings["seeds"] == lesson.SEEDS
+    assert settings["steps"] == full["runs"]["with_bn"]["steps"][-1] >= 10_000
+    assert settings["seeds"] == lesson.SEEDS
     assert (settings["lr"], settings["batch_size"], settings["init_std"]) == (lesson.LR, lesson.BATCH_SIZE,
                                                                             lesson.INIT_STD)
     assert max(full["batch_norm_check"]["largest_differences"].values()) < 1e-4
@@ -644,19 +645,19 @@ def test_the_learning_rate_sweep_conclusions(full, lesson):
     assert rates["with_bn"] >= 3 * rates["without_bn"]  # issue 12's example claim
     assert rates["with_bn"] == max(sweep["values"]) == 10 * rates["without_bn"] == 10 * 1.0
     at_best = [at(sweep, name, rates[name]) for name in NAMES]
-    assert lesson.verdict(*at_best) == "without BN ahead"  # each at its own best rate
+    assert lesson.verdict(*at_best) == "no clear difference"  # each at its own best rate
     assert verdicts(lesson, sweep) == {0.03: "with BN ahead", 0.1: "with BN ahead",
                                        0.3: "no clear difference", 1.0: "without BN ahead",
                                        3.0: "no clear difference", 10.0: "with BN ahead"}
-    tolerated = {name: lesson.best_and_tolerated(as_records(sweep, name))[1] for name in NAMES}
-    assert tolerated == {"without_bn": [1.0, 3.0], "with_bn": [1.0, 3.0, 10.0]}
+    working = {name: lesson.best_and_working(as_records(sweep, name))[1] for name in NAMES}
+    assert working == {"without_bn": [0.3, 1.0, 3.0], "with_bn": [0.1, 0.3, 1.0, 3.0, 10.0]}
     assert at(sweep, "without_bn", 10.0)[2] < 0.15  # "does not learn at all": chance is 0.1
 
 
 def test_the_weight_scale_sweep_conclusions(full, lesson, fast_run):
     sweep = full["init_sweep"]
-    small = [at(sweep, "with_bn", std) for std in (0.01, 0.03, 0.1)]
-    assert all(lesson.verdict(a, b) == "no clear difference" for a in small for b in small)
+    assert lesson.verdict(at(sweep, "with_bn", 0.01), at(sweep, "with_bn", 0.03)) == "no clear difference"
+    assert at(sweep, "with_bn", 0.1)[2] < min(at(sweep, "with_bn", 0.01)[1], at(sweep, "with_bn", 0.03)[1])
     assert at(sweep, "with_bn", 0.3)[2] < at(sweep, "with_bn", 0.1)[1]
     assert at(sweep, "with_bn", 1.0)[2] < at(sweep, "with_bn", 0.3)[1]
     assert all(at(sweep, "without_bn", std)[2] < 0.15 for std in (0.01, 0.03))  # at chance
@@ -677,14 +678,15 @@ def test_the_weight_scale_sweep_conclusions(full, lesson, fast_run):
 
 def test_the_batch_size_sweep_conclusions(full, lesson):
     sweep = full["batch_sweep"]
-    assert verdicts(lesson, sweep) == {2: "without BN ahead", 6: "no clear difference", 20: "with BN ahead",
+    assert verdicts(lesson, sweep) == {2: "without BN ahead", 6: "with BN ahead", 20: "with BN ahead",
                                        60: "with BN ahead", 200: "with BN ahead"}
-    gaps = [at(sweep, "with_bn", size)[0] - at(sweep, "without_bn", size)[0] for size in (20, 60, 200)]
-    assert gaps == sorted(gaps)  # "more so the larger the batch"
-    assert best(sweep, "without_bn") == min(sweep["values"]) and best(sweep, "with_bn") == 20
+    assert all(at(sweep, "with_bn", size)[0] - at(sweep, "without_bn", size)[0] > 0.5 for size in (60, 200))
+    assert best(sweep, "without_bn") == min(sweep["values"]) and best(sweep, "with_bn") in (6, 20)
+    assert lesson.verdict(at(sweep, "with_bn", 6), at(sweep, "with_bn", 20)) == "no clear difference"
     ranges = {name: at(sweep, name, 2)[2] - at(sweep, name, 2)[1] for name in NAMES}
     assert ranges["with_bn"] > 0.05 and ranges["with_bn"] > 2 * ranges["without_bn"]  # "end far apart"
-    assert full["batch_sweep"]["digits"] // 200 == 120 and full["batch_sweep"]["digits"] // 2 == 12_000
+    digits = full["batch_sweep"]["digits"]  # the prose: 6,000 steps of 2, 200 of 60, 60 of 200
+    assert (digits // 2, digits // 60, digits // 200) == (6_000, 200, 60)
 
 
 def test_the_eval_trap_conclusions(full):
