@@ -122,8 +122,8 @@ def check_exercise(check, *attempt):
     except Exception as error:
         where = traceback.extract_tb(error.__traceback__)[-1]
         raised = f"{type(error).__name__}: {translated(str(error))}"
-        print(translated(f"✗ Your code raised {raised}") +
-              f"\\n   at line {where.lineno}: {where.line}")
+        print(translated(f"✗ Your code raised {raised}"))
+        print(translated(f"   at line {where.lineno}: {where.line}"))
     else:
         print(translated("✓ Right: every check passed."))
 
