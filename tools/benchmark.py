@@ -47,7 +47,7 @@ from nbclient.exceptions import CellExecutionError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_notebooks import NOTEBOOKS, ROOT, environment, load_saved_cells  # noqa: E402
-from shared_cells import DATA as DATA_CELL  # noqa: E402
+from shared_cells import DATA_CELL  # noqa: E402
 
 PARTS = ("notebooks", "sliders", "batchnorm", "training")
 DATA = ROOT / "data"

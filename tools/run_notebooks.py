@@ -65,6 +65,16 @@ def load_saved_cells(path, **env):
     return module
 
 
+def saved_panels(module):
+    """The slider panels a lesson's #@save cells made, in notebook order: (name, SliderPanel)
+    for each `name = slider_panel(build, **controls)` (tools/shared_cells.py)."""
+    panel_type = getattr(module, "SliderPanel", None)
+    if panel_type is None:
+        return []
+    return [(name, value) for name, value in vars(module).items()
+            if isinstance(value, panel_type)]
+
+
 def execute(path, folder, fast, timeout=None, **env):
     """Execute the notebook at `path` with `folder` as its working directory; returns
     (executed notebook, seconds). Raises nbclient's CellExecutionError on the first error.
