@@ -5,8 +5,9 @@
 
 Each notebook runs alone in an empty folder, in fast mode (BN_FAST=1, MNIST from the repository's
 data/), in a kernel on the Python that runs this tool: run it with the Python of the environment to
-check. `tools/colab_check.sh` does so in a venv pinned to Colab's packages (ipywidgets 7) and in .venv
-(ipywidgets 8, as JupyterLab users have it).
+check. `tools/colab_check.sh` does so in a venv pinned to Colab's packages (ipywidgets 7); the tests
+(tests/test_notebooks_run.py) run the same slider check in .venv (ipywidgets 8, as JupyterLab users
+have it).
 
 After the last cell, the kernel takes each control of every slider panel through its range (ends
 included), one control at a time with the others at their defaults, then back to its default, in a
@@ -174,6 +175,14 @@ def check(path, count=STOPS):
         return [text.strip()], [], None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    problems, report = slider_check_problems(nb)
+    return problems, report, seconds
+
+
+def slider_check_problems(nb):
+    """What went wrong in `nb`, executed with with_slider_check's last cell, and the check's
+    report: (problems, report lines). Problems: output on stderr, a panel not shown, a control that
+    did not move or redraw, a kernel that is not this environment's Python."""
     problems = [f"cell {index}: stderr: {output.text.strip()}"
                 for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
                 if output.output_type == "stream" and output.name == "stderr"]
@@ -186,7 +195,7 @@ def check(path, count=STOPS):
     [report] = [json.loads(line[len(REPORT):]) for line in printed.splitlines() if line.startswith(REPORT)]
     if not report["kernel"].endswith(f"prefix {sys.prefix}"):
         problems.append(f"the kernel is not this environment's Python ({sys.prefix}): {report['kernel']}")
-    return problems + report["failures"], report["panels"], seconds
+    return problems + report["failures"], report["panels"]
 
 
 def versions():

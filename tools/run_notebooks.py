@@ -4,11 +4,15 @@
     python tools/run_notebooks.py --fast 01  # lesson 01 in the fast mode the tests use
 
 Lessons run in notebooks/, so the figures they save land in the repository's figures/. The
-notebooks on disk are left as they are (without outputs).
+notebooks on disk are left as they are (without outputs). A full run also records the lesson's
+code fingerprint in figures/full-runs.json: the tests check that the figures and results in
+figures/ come from the lesson's current code.
 """
 
 import argparse
 import contextlib
+import hashlib
+import json
 import os
 import sys
 import time
@@ -21,6 +25,7 @@ from nbclient.exceptions import CellTimeoutError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+FULL_RUNS = ROOT / "figures" / "full-runs.json"  # lesson file -> code fingerprint of its last full run
 SAVE_MARK = "#@save"  # the first line of a cell that holds code a lesson teaches (or the second,
 # after a collapsed cell's #@title line)
 
@@ -75,6 +80,22 @@ def saved_panels(module):
             if isinstance(value, panel_type)]
 
 
+def code_fingerprint(path):
+    """SHA-1 of the lesson's code cells, the shared setup cell aside (it sets modes, panels and
+    checks, not what a lesson computes): what the figures of a full run depend on."""
+    nb = nbformat.read(path, as_version=4)
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"
+            and "series-setup" not in cell.metadata.get("tags", [])]
+    return hashlib.sha1("\n\0".join(code).encode()).hexdigest()
+
+
+def record_full_run(path):
+    """Note in figures/full-runs.json that figures/ now holds the full run of this code."""
+    runs = json.loads(FULL_RUNS.read_text()) if FULL_RUNS.exists() else {}
+    runs[path.name] = code_fingerprint(path)
+    FULL_RUNS.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
+
+
 def execute(path, folder, fast, timeout=None, **env):
     """Execute the notebook at `path` with `folder` as its working directory; returns
     (executed notebook, seconds). Raises nbclient's CellExecutionError on the first error.
@@ -107,6 +128,8 @@ def main(argv=None):
     total = 0.0
     for path in lesson_paths(args.lessons):
         _, seconds = execute(path, NOTEBOOKS, args.fast)
+        if not args.fast:
+            record_full_run(path)
         total += seconds
         print(f"{path.name}: {seconds:.1f} s", flush=True)
     print(f"total: {total:.1f} s ({'fast' if args.fast else 'full'} mode)")
