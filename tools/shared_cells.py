@@ -18,8 +18,10 @@ import traceback
 from pathlib import Path
 
 import ipywidgets as widgets
+import numpy as np
 from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image
 
 FAST = os.environ.get("BN_FAST") == "1"  # BN_FAST=1: the quick run the tests use
 IN_REPO = Path.cwd().name == "notebooks" and Path("../figures").is_dir()
@@ -34,17 +36,25 @@ def save_figure(fig, name):
 
 
 def figure_png(fig):
-    """The PNG bytes of `fig`: exactly what a slider panel shows."""
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # one canvas for good: savefig would make one each time
+    """The PNG bytes of `fig`: exactly what a slider panel shows. Written for speed (zlib
+    level 1; RGB when no pixel is transparent); the same figure gives the same bytes."""
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(fig)  # one canvas for good, drawn again each time
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba()))
+    if image.getextrema()[3][0] == 255:  # opaque: an alpha channel would only add bytes
+        image = image.convert("RGB")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    image.save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
 class SliderPanel:
     """Controls above a figure. build() makes the figure and returns (fig, update); every
     change of a control calls update(**values), which redraws fig in place."""
+
+    MEMORY = 64  # a panel keeps the PNGs of its latest values: going back is instant
 
     def __init__(self, build, controls):
         self.build, self.controls = build, controls
@@ -53,26 +63,43 @@ class SliderPanel:
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
 
+    @staticmethod
+    def render(fig, update, values):
+        """The PNG a panel shows for `values` (control name -> value) when it draws
+        them: update(**values), then figure_png(fig). As update is deterministic, the
+        bytes depend on the values alone, not on what fig showed before."""
+        update(**values)
+        return figure_png(fig)
+
     def widget(self):
         """The panel as a widget: the controls, the figure for their values, and a line
         that shows an error if a redraw fails."""
         fig, update = self.build()
         image, error = widgets.Image(format="png"), widgets.HTML()
+        drawn = {}  # repr(values) -> PNG, the latest MEMORY values drawn, oldest first
 
         def redraw(change=None):
+            values = self.values()
+            plain = all(type(v) in (bool, int, float, str) for v in values.values())
+            key = repr(values) if plain else None  # such values differ iff their reprs do
             try:
-                update(**self.values())
-                image.value, error.value = figure_png(fig), ""
+                png = drawn.pop(key, None) or self.render(fig, update, values)
             except Exception:
                 if change is None:
                     raise  # the first drawing: let the cell fail
                 self.errors.append(traceback.format_exc())
                 message = self.errors[-1].replace("&", "&amp;").replace("<", "&lt;")
                 error.value = f"<pre style='color: #b00'>{message}</pre>"
+                return
+            if key is not None:
+                drawn[key] = png
+                if len(drawn) > self.MEMORY:
+                    del drawn[next(iter(drawn))]
+            image.value, error.value = png, ""
 
+        redraw()
         for control in self.controls.values():
             control.observe(redraw, names="value")
-        redraw()
         row = widgets.Box(list(self.controls.values()),
                           layout=widgets.Layout(flex_flow="row wrap"))
         return widgets.VBox([row, image, error])
