@@ -38,6 +38,14 @@ def load_lesson(prefix):
     return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR), BN_FIGURES_DIR=str(figures))
 
 
+def exercise_count(prefix):
+    """How many exercises the lesson has: its stubs, the code cells that raise
+    NotImplementedError until the learner writes them."""
+    nb = nbformat.read(notebook_path(prefix), as_version=4)
+    return sum(cell.cell_type == "code" and "raise NotImplementedError" in cell.source
+               for cell in nb.cells)
+
+
 def with_solutions_pasted(nb):
     """The notebook as a learner who solved every exercise has it: each reference solution's code
     (without its #@title and #@save lines) in place of the stub before it."""

@@ -14,7 +14,15 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lessons import DATA_DIR, load_lesson, notebook_path, outputs_text, printed_number, run_lesson
+from lessons import (
+    DATA_DIR,
+    exercise_count,
+    load_lesson,
+    notebook_path,
+    outputs_text,
+    printed_number,
+    run_lesson,
+)
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.models import ResNet18_Weights
@@ -574,7 +582,7 @@ def test_the_executed_lesson_prints_what_its_text_states(executed):
     assert "0-255 data: inside the possible range? False" in executed
     assert "ToTensor of a float array does not divide: max 255.0" in executed
     assert printed_number(executed, "Normalize as the inverse: largest difference from denormalize") < 1e-6
-    assert executed.count("⏳ Not written yet") == 2
+    assert executed.count("⏳ Not written yet") == exercise_count("03") > 0
 
 
 def test_the_readme_states_the_lessons_own_numbers(mnist_digits):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from lessons import load_lesson, notebook_path, outputs_text, printed_number, run_lesson
+from lessons import exercise_count, load_lesson, notebook_path, outputs_text, printed_number, run_lesson
 from torch import nn
 
 L = load_lesson("04")
@@ -834,7 +834,7 @@ def test_the_notes_experiment(text):
 
 
 def test_the_exercises_print_not_written_yet_as_shipped(text):
-    assert text.count("⏳ Not written yet") == 3
+    assert text.count("⏳ Not written yet") == exercise_count("04") > 0
 
 
 def test_the_closed_form_and_the_proof(text):

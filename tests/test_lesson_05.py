@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lessons import ROOT, load_lesson, outputs_text, printed_number, run_lesson
+from lessons import ROOT, exercise_count, load_lesson, outputs_text, printed_number, run_lesson
 from PIL import Image
 from torch import nn
 
@@ -182,7 +182,7 @@ def test_check_bn_mlp_names_each_mistake(lesson, mistake):
 
 def test_the_stub_of_exercise_1_says_it_is_not_written(fast_run):
     _, text, _, _ = fast_run
-    assert text.count("⏳ Not written yet") == 2
+    assert text.count("⏳ Not written yet") == exercise_count("05") > 0
 
 
 # ---- the training loop ----------------------------------------------------------------------
