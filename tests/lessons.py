@@ -38,6 +38,14 @@ def load_lesson(prefix):
     return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR), BN_FIGURES_DIR=str(figures))
 
 
+def exercise_count(prefix):
+    """How many exercises the lesson has: its stubs, the code cells that raise
+    NotImplementedError until the learner writes them."""
+    nb = nbformat.read(notebook_path(prefix), as_version=4)
+    return sum(cell.cell_type == "code" and "raise NotImplementedError" in cell.source
+               for cell in nb.cells)
+
+
 def with_solutions_pasted(nb):
     """The notebook as a learner who solved every exercise has it: each reference solution's code
     (without its #@title and #@save lines) in place of the stub before it."""
@@ -98,12 +106,17 @@ def outputs_text(nb):
 NUMBER = r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?"
 
 
-def printed_number(text, label):
-    """The number printed right after `label` (first occurrence), e.g.
-    printed_number(outputs_text(nb), "ratio") for "... ratio 2.3e-06 ...". A trailing % divides
-    by 100; thousands separators are allowed. Fails clearly when the label or number is absent."""
-    match = re.search(re.escape(label) + r"\s*[:=]?\s*(" + NUMBER + ")", text)
+def printed_number(text, *labels):
+    """The number printed right after the last of `labels`, on the first line that holds them
+    all in this order, e.g. printed_number(outputs_text(nb), "ratio") for "... ratio 2.3e-06 ..."
+    or printed_number(text, "eval mode:", "moved by") for "eval mode:      moved by 0.000". A
+    space in a label stands for any run of spaces, so a label need not copy a table's alignment.
+    A trailing % divides by 100; thousands separators are allowed. Fails clearly when the labels
+    or the number are absent."""
+    parts = [r"[ \t]+".join(map(re.escape, re.split(" +", label))) for label in labels]
+    pattern = r"[^\n]*?".join(parts) + r"\s*[:=]?\s*(" + NUMBER + ")"
+    match = re.search(pattern, text)
     if match is None:
-        raise AssertionError(f"the lesson printed no number after {label!r}")
+        raise AssertionError(f"the lesson printed no number after {' ... '.join(labels)!r}")
     token = match.group(1).replace(",", "").replace("−", "-")
     return float(token[:-1]) / 100 if token.endswith("%") else float(token)

@@ -146,8 +146,8 @@ COPY_TAG = re.compile(r"from-lesson-(\d\d)")
 def copied_source(cell, lesson):
     """The source of the cell with `cell`'s id in the lesson numbered `lesson` (e.g. "04"), as a
     collapsed cell: the code is taught there, here it is only run."""
-    [path] = NOTEBOOKS.glob(f"{lesson}_*.ipynb") or [None]
-    cells = nbformat.read(path, as_version=4).cells if path else []
+    [path] = NOTEBOOKS.glob(f"{lesson}_*.ipynb")
+    cells = nbformat.read(path, as_version=4).cells
     sources = [c.source for c in cells if c.get("id") == cell.get("id")]
     if not sources:
         raise SystemExit(f"a cell tagged from-lesson-{lesson} has id {cell.get('id')!r}, which "
