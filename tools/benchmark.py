@@ -1,7 +1,7 @@
 """Measure how fast the series runs and write the tables into BENCHMARKS.md.
 
-    python tools/benchmark.py                       # everything (about 15 min on 2 CPU cores)
-    python tools/benchmark.py --fast-only           # the notebooks in fast mode only
+    python tools/benchmark.py                       # everything (15-20 min on 2 CPU cores)
+    python tools/benchmark.py --fast-only --output /tmp/fast.md  # notebooks, fast mode only
     python tools/benchmark.py --parts sliders --lessons 01 04 --output /tmp/sliders.md
 
 notebooks  each lesson top to bottom in a fresh kernel, fast and full mode: wall time, peak RSS.
@@ -10,7 +10,7 @@ sliders    every control of every slider panel the lessons' #@save cells make: i
 batchnorm  lesson 04's scratch BatchNorm and batch_norm against PyTorch's, forward + backward.
 training   lesson 05's train_together (K networks side by side) against train (one at a time).
 --lessons chooses the lessons of the first two parts. The tables replace what lies between the
-markers of the output file.
+markers of the output file: give a partial run (--parts, --lessons, --fast-only) its own --output.
 """
 
 import argparse
@@ -256,9 +256,8 @@ def write_between_markers(path, text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
     parser.add_argument("--lessons", nargs="+", default=(), metavar="NN")
     parser.add_argument("--fast-only", action="store_true", help="notebooks in fast mode only")
