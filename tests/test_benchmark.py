@@ -1,223 +1,100 @@
-"""The benchmark tool's pieces work: a notebook is run and its sliders timed in the same kernel, the
-batch-norm and training comparisons produce their ratios, and the report is well-formed markdown.
-Nothing here asserts a speed: speed is reported by `tools/benchmark.py`, never tested."""
+"""tools/benchmark.py measures what it says, on tiny settings: every control of every panel moved
+across its range, the races' ratios from their own medians, a lesson run in a fresh kernel, the
+tables written between the markers only. Nothing here asserts a speed: the benchmark reports
+speed, tests never do."""
 
 import sys
-import types
 
+import ipywidgets as widgets
 import nbformat
 import pytest
 import torch
-import torch.nn.functional as F
-from lessons import DATA_DIR, ROOT, lesson_paths, load_lesson
-from torch import nn
+from lessons import ROOT, SCRATCH, load_lesson
 
 sys.path.insert(0, str(ROOT / "tools"))
 import benchmark  # noqa: E402
-from shared_cells import SETUP  # noqa: E402
+from run_notebooks import lesson_paths, saved_panels  # noqa: E402
 
-PANEL = '''\
-from matplotlib.figure import Figure
-
-fig = Figure(figsize=(4, 2), dpi=72)
-ax = fig.add_subplot()
-(line,) = ax.plot([0, 1], [0, 1])
-ax.set_title("a tiny panel")
-seen = []
-
-
-def update(count=3, scale=1.0, rate=0.1, step="b", flip=False, kind="x", pick=2):
-    # every value the benchmark passes must be one the control can take
-    assert isinstance(count, int) and 1 <= count <= 9, count
-    assert isinstance(scale, float) and -2.0 <= scale <= 2.0, scale
-    assert 1e-3 - 1e-12 <= rate <= 1.0 + 1e-12, rate
-    assert step in ("a", "b", "c"), step
-    assert isinstance(flip, bool), flip
-    assert kind in ("x", "y"), kind
-    assert pick in (1, 2), pick
-    seen.append((count, scale, rate, step, flip, kind, pick))
-    line.set_ydata([0, count * scale * rate * (-1 if flip else 1) * pick])
+CONTROLS = [  # a control, how many values asked for, the values expected
+    (widgets.IntSlider(value=3, min=1, max=9), 5, [1, 3, 5, 7, 9]),
+    (widgets.FloatSlider(value=0.5, min=-2.0, max=2.0), 3, [-2.0, 0.0, 2.0]),
+    (widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0), 4, [1e-3, 1e-2, 1e-1, 1.0]),
+    (widgets.Checkbox(value=False), 3, [True, False, True]),
+    (widgets.SelectionSlider(options=[2, 4, 8], value=4), 4, [2, 4, 8, 2]),
+    (widgets.ToggleButtons(options=[("one", 1), ("two", 2)], value=2), 3, [1, 2, 1]),
+    (widgets.Dropdown(options=["a", "b", "c"], value="b"), 3, ["a", "b", "c"]),
+]
 
 
-panel = slider_panel(
-    fig, update,
-    count=widgets.IntSlider(value=3, min=1, max=9, description="count"),
-    scale=widgets.FloatSlider(value=1.0, min=-2.0, max=2.0, step=0.25, description="scale"),
-    rate=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, description="rate"),
-    step=widgets.SelectionSlider(options=["a", "b", "c"], value="b", description="step"),
-    flip=widgets.Checkbox(value=False, description="flip"),
-    kind=widgets.ToggleButtons(options=["x", "y"], description="kind"),
-    pick=widgets.Dropdown(options=[("one", 1), ("two", 2)], value=2, description="pick"),
-)
-panel
-'''
-CONTROLS = ["count", "scale", "rate", "step", "flip", "kind", "pick"]
+@pytest.mark.parametrize("control, count, expected", CONTROLS,
+                         ids=[type(control).__name__ for control, _, _ in CONTROLS])
+def test_a_control_moves_across_its_range_then_back_to_its_default(control, count, expected):
+    default = control.value
+    assert benchmark.control_values(control, count) == pytest.approx(expected)
+    assert control.value == default
 
 
-def write_notebook(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# a tiny lesson")]
-    nb.cells += [nbformat.v4.new_code_cell(source) for source in sources]
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+def test_every_control_of_every_panel_is_timed_as_the_panel_redraws():
+    paths = lesson_paths(["04", "05"])
+    lessons = {path.name: benchmark.load_lesson(path, SCRATCH) for path in paths}
+    rows = benchmark.time_sliders(lessons, repeats=2)
+    expected = [(name, panel_name, type(control).__name__)
+                for name, lesson in lessons.items()
+                for panel_name, panel in saved_panels(lesson)
+                for control in panel.controls.values()]
+    assert len({panel for _, panel, _ in expected}) >= 4  # 04's three panels, 05's replay panel
+    assert [(name, panel, label.rsplit("(", 1)[1].rstrip(")"))
+            for name, panel, label, _, _ in rows] == expected
+    assert all(0 < median <= slowest for *_, median, slowest in rows)
+    section = benchmark.sliders_section(rows, 2)
+    assert section.count("\n| 0") == len(rows) and "2 per control" in section
 
 
-def table_rows(markdown):
-    """Each markdown table in the text as a list of rows (lists of cells)."""
-    tables, inside = [], False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            if not inside:
-                tables.append([])
-            tables[-1].append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
-        inside = line.startswith("|")
-    return tables
-
-
-def test_markdown_table_has_as_many_cells_in_every_row_as_in_the_header():
-    text = benchmark.markdown_table(["a", "b"], [[1, "x|y"], ["2", "z"]])
-    lines = text.splitlines()
-    assert lines[0] == "| a | b |" and lines[1] == "| --- | --- |"
-    assert lines[2] == "| 1 | x\\|y |"  # a | inside a cell is escaped
-    with pytest.raises(ValueError, match="cells"):
-        benchmark.markdown_table(["a", "b"], [[1, 2, 3]])
-
-
-def test_verdict_says_by_how_much_a_target_is_missed():
-    assert benchmark.verdict(30.0, 40.0) == "ok"
-    assert benchmark.verdict(50.0, 40.0) == "**missed** (+25%)"
-    assert benchmark.verdict(None, 40.0) == "—"
-
-
-def test_a_notebook_runs_in_a_fresh_kernel_and_every_control_of_its_panel_is_timed(tmp_path):
-    path = write_notebook(tmp_path / "notebooks" / "01_tiny.ipynb", SETUP, PANEL)
-    result = benchmark.run_notebook(path, fast=True, scratch=tmp_path, sliders=True, repeats=4)
-    assert result["error"] is None
-    assert result["seconds"] > 0 and result["peak_mb"] > 10  # a Python kernel with matplotlib
-    rows = result["sliders"]
-    assert [row["control"] for row in rows] == CONTROLS
-    for row in rows:
-        assert "error" not in row, row
-        assert row["panel"] == 1 and row["title"] == "a tiny panel"
-        assert row["calls"] == 4 and row["distinct"] >= 2  # the control really moved
-        assert 0 < row["median_ms"] <= row["max_ms"]
-    assert {row["kind"] for row in rows} == {"IntSlider", "FloatSlider", "FloatLogSlider", "SelectionSlider",
-                                            "Checkbox", "ToggleButtons", "Dropdown"}
-
-
-def test_a_failing_notebook_is_reported_not_raised(tmp_path):
-    path = write_notebook(tmp_path / "02_broken.ipynb", "x = 1", "1 / 0")
-    result = benchmark.run_notebook(path, fast=True, scratch=tmp_path)
-    assert result["seconds"] is None and "ZeroDivisionError" in result["error"]
-
-
-class TorchBatchNorm(nn.Module):
-    """A stand-in for lesson 04's BatchNorm: PyTorch's own, so the ratios are about 1."""
-
-    def __init__(self, num_features):
-        super().__init__()
-        self.layers = nn.ModuleDict({"1d": nn.BatchNorm1d(num_features), "2d": nn.BatchNorm2d(num_features)})
-
-    def forward(self, x):
-        return self.layers["2d" if x.dim() == 4 else "1d"](x)
-
-
-def test_batch_norm_comparison_gives_a_ratio_for_each_shape_and_checks_agreement():
+def test_the_batch_norm_race_gives_ours_over_pytorchs_for_each_shape():
     shapes = [(6, 4), (5, 3, 7), (4, 3, 5, 5)]
-    rows = benchmark.compare_batch_norm(F.batch_norm, TorchBatchNorm, shapes=shapes, repeats=3)
-    assert [row["shape"] for row in rows] == shapes
-    assert [row["reference"] for row in rows] == ["BatchNorm1d", "BatchNorm1d", "BatchNorm2d"]
+    rows = benchmark.race_batch_norm(load_lesson("04"), shapes, rounds=2, min_run_time=0.001)
+    assert [(row["shape"], row["reference"]) for row in rows] == [
+        ((6, 4), "BatchNorm1d"), ((5, 3, 7), "BatchNorm1d"), ((4, 3, 5, 5), "BatchNorm2d")]
     for row in rows:
-        assert row["agrees"] is True
-        assert row["module_ratio"] > 0 and row["function_ratio"] > 0
-    text = benchmark.batchnorm_section(rows)
-    assert len(table_rows(text)[0]) == 2 + len(shapes)
+        assert all(row[name] > 0 for name in ("ours", "nn", "ours_f", "F"))
+        assert row["module_ratio"] == row["ours"] / row["nn"]
+        assert row["function_ratio"] == row["ours_f"] / row["F"]
+    section = benchmark.batchnorm_section(rows, torch.get_num_threads())
+    assert f"{rows[2]['module_ratio']:.2f}×" in section and section.count("\n| (") == 3
 
 
-def test_batch_norm_that_disagrees_or_fails_is_noted():
-    class Wrong(TorchBatchNorm):
-        def forward(self, x):
-            return super().forward(x) + 1
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("not written yet")
-
-    rows = benchmark.compare_batch_norm(broken, Wrong, shapes=[(6, 4)], repeats=2)
-    text = benchmark.batchnorm_section(rows)
-    assert "differs from nn.BatchNorm1d" in text and "not written yet" in text
-
-
-def fake_lesson_05():
-    """What the benchmark needs from lesson 05: make_mlp(batch_norm) and train(model, data, steps)."""
-    lesson = types.SimpleNamespace(calls=[])
-    lesson.make_mlp = benchmark.bare_mlp
-
-    def train(model, data, steps, lr=0.1, eval_every=4, progress=True):
-        lesson.calls.append((steps, progress))
-        benchmark.bare_loop(False, data)(steps)
-    lesson.train = train
-    return lesson
-
-
-def test_training_comparison_measures_all_three_loops_with_and_without_batch_norm():
-    lesson = fake_lesson_05()
-    assert benchmark.lesson_steps(lesson, 5) == 8  # whole evaluation intervals
-    rows = benchmark.compare_training(lesson, benchmark.mnist_root(), rounds=2, steps=5, dataloader_steps=3)
-    assert [row["batch_norm"] for row in rows] == [False, True]
-    for row in rows:
-        assert row["errors"] == {}
-        assert all(row[f"{name}_steps_s"] > 0 for name in ("lesson", "bare", "dataloader"))
-    assert lesson.calls and all(steps in (8, 5) and progress is False for steps, progress in lesson.calls)
-    text = benchmark.training_section(rows, lesson_present=True)
-    (table,) = table_rows(text)
-    assert [row[0] for row in table[2:]] == ["without BN", "with BN"]
-    assert all("×" in row[4] and "faster" in row[5] for row in table[2:])
-
-
-def test_the_command_skips_missing_lessons_with_a_note_and_writes_the_table(tmp_path, capsys):
-    folder = tmp_path / "notebooks"
-    write_notebook(folder / "01_tiny.ipynb", SETUP, PANEL)
-    output = tmp_path / "benchmarks" / "RESULTS.md"
-    argv = ["--notebooks", str(folder), "--lessons", "01", "04", "05", "--fast-only", "--repeats", "3",
-            "--parts", "notebooks", "sliders", "batchnorm", "--output", str(output)]
-    assert benchmark.main(argv) == 0
-    text = output.read_text()
-    assert capsys.readouterr().out.strip() == text.strip()
-    assert "Measured " in text and "torch " + torch.__version__ in text
-    notebooks, sliders = table_rows(text)
-    assert notebooks[0] == ["Notebook", "fast: wall time", "fast: peak RSS"]
-    assert [row[0] for row in notebooks[2:]] == ["01_tiny.ipynb", "**series total**"]
-    assert [row[2].split(" (")[0] for row in sliders[2:]] == CONTROLS
-    for table in (notebooks, sliders):
-        assert len({len(row) for row in table}) == 1
-    assert "skipped: lessons 04, 05" in text
-    assert "Lesson 04 batch norm: skipped" in text
-
-
-LESSONS = [path.name[:2] for path in lesson_paths()]
-
-
-@pytest.mark.skipif("04" not in LESSONS, reason="lesson 04 is not in notebooks/ yet")
-def test_lesson_04_has_the_names_the_benchmark_times():
-    lesson = load_lesson("04")
-    assert callable(lesson.batch_norm) and issubclass(lesson.BatchNorm, nn.Module)
-    rows = benchmark.compare_batch_norm(lesson.batch_norm, lesson.BatchNorm, shapes=[(6, 4)], repeats=1)
-    assert rows[0]["agrees"] is True and "function_ratio" in rows[0]
-
-
-@pytest.mark.skipif("05" not in LESSONS, reason="lesson 05 is not in notebooks/ yet")
-def test_lesson_05_has_the_names_the_benchmark_times():
+def test_the_training_race_runs_k_networks_together_and_one_at_a_time():
     threads = torch.get_num_threads()
     try:
-        lesson = load_lesson("05")
-        data = benchmark.training_data(lesson, benchmark.mnist_root())
-        assert {"x_train", "y_train", "x_test", "y_test"} <= set(data)
-        benchmark.lesson_loop(lesson, True, data)(3)
+        rows = benchmark.race_training(load_lesson("05"), networks=(2, 3), steps=3, rounds=1)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # lesson 05 sets its own
+    assert [(row["batch_norm"], row["networks"]) for row in rows] == [
+        (False, 2), (False, 3), (True, 2), (True, 3)]
+    for row in rows:
+        assert row["together"] > 0 and row["alone"] > 0
+        assert row["ratio"] == row["together"] / row["alone"]
+    assert benchmark.training_section(rows, 1).count("\n| with") == 4
 
 
-def test_the_offline_data_is_where_the_benchmark_looks():
-    assert benchmark.DATA_DIR == DATA_DIR
+def test_the_command_runs_a_lesson_in_a_fresh_kernel_and_writes_between_the_markers(tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    output.write_text(f"intro\n{benchmark.START}\nold tables\n{benchmark.END}\nafter\n")
+    argv = ["--parts", "notebooks", "--lessons", "02", "--fast-only", "--output", str(output)]
+    assert benchmark.main(argv) == 0
+    text = output.read_text()
+    assert text.startswith(f"intro\n{benchmark.START}\nMeasured ")
+    assert text.endswith(f"{benchmark.END}\nafter\n") and "old tables" not in text
+    assert f"torch {torch.__version__}" in text and "--lessons 02" in text
+    (row,) = [line.split(" | ") for line in text.splitlines() if line.startswith("| 02_")]
+    assert float(row[1].removesuffix(" s")) > 0 and float(row[2].split()[0].replace(",", "")) > 0
+
+
+def test_a_failing_notebook_is_reported_and_a_new_file_gets_the_markers(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, tmp_path / "99_broken.ipynb")
+    seconds, peak, error = benchmark.run_notebook(tmp_path / "99_broken.ipynb", True, tmp_path)
+    assert seconds is None and peak is None and "ZeroDivisionError" in error
+    benchmark.write_between_markers(tmp_path / "new.md", "a table")
+    assert (tmp_path / "new.md").read_text() == f"{benchmark.START}\na table\n{benchmark.END}\n"

@@ -1,40 +1,22 @@
-"""Measure how fast the series runs and print the results as a markdown table.
+"""Measure how fast the series runs and write the tables into BENCHMARKS.md.
 
-    python tools/benchmark.py                          # everything (about 10-15 min on 2 CPU cores)
-    python tools/benchmark.py --fast-only              # notebooks in fast mode only (a few minutes)
-    python tools/benchmark.py --parts batchnorm training --output benchmarks/RESULTS.md
-    python tools/benchmark.py --lessons 01 04 --parts notebooks sliders
+    python tools/benchmark.py                       # everything (15-20 min on 2 CPU cores)
+    python tools/benchmark.py --fast-only --output /tmp/fast.md  # notebooks, fast mode only
+    python tools/benchmark.py --parts sliders --lessons 01 04 --output /tmp/sliders.md
 
-Four parts, each compared with its target (2 CPU cores):
-  notebooks  each lesson's wall time and the kernel's peak memory (peak RSS), fast and full mode, each
-             in a fresh kernel; the series total. Targets: series <= 2 min fast, <= 8 min full;
-             <= 1.5 GB per notebook.
-  sliders    every slider panel's redraw, update(**values) + figure_png(fig), timed in the kernel that
-             has just run the notebook (full mode when it ran): for each control, the median over
-             repeated calls that move that control across its range. Target <= 40 ms.
-  batchnorm  lesson 04's scratch BatchNorm and batch_norm against nn.BatchNorm1d/2d and
-             F.batch_norm: forward + backward, interleaved repeats in the same process, ratio of
-             medians. Target <= 1.5x.
-  training   lesson 05's training loop, with and without batch norm, against (a) a bare loop over
-             in-memory tensors and (b) the DataLoader(datasets.MNIST(transform=ToTensor())) loop a
-             course would write, interleaved in the same process, steps/s as ratios. Target: within
-             1.3x of (a), far ahead of (b).
-
-Ratios measured in the same run are the comparison; absolute figures hold for the machine named in
-the table's header. Parts for lessons that are not in notebooks/ are skipped with a note. Notebooks
-run in a scratch folder (the repository's figures/ are left as they are), with MNIST from data/.
+notebooks  each lesson top to bottom in a fresh kernel, fast and full mode: wall time, peak RSS.
+sliders    every control of every slider panel the lessons' #@save cells make: its redraw,
+           update(**values) then figure_png(fig), while it moves across its range.
+batchnorm  lesson 04's scratch BatchNorm and batch_norm against PyTorch's, forward + backward.
+training   lesson 05's train_together (K networks side by side) against train (one at a time).
+--lessons chooses the lessons of the first two parts. The tables replace what lies between the
+markers of the output file: give a partial run (--parts, --lessons, --fast-only) its own --output.
 """
 
 import argparse
-import contextlib
 import datetime
-import inspect
-import json
 import os
 import platform
-import re
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -42,779 +24,280 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.benchmark import Timer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_notebooks import NOTEBOOKS, ROOT, environment, load_saved_cells  # noqa: E402
-from shared_cells import DATA_CELL  # noqa: E402
+from run_notebooks import ROOT, execute, lesson_paths, load_saved_cells, saved_panels  # noqa: E402
 
-PARTS = ("notebooks", "sliders", "batchnorm", "training")
 DATA = ROOT / "data"
-
-# Targets from the benchmark issue (2 CPU cores).
-SERIES_FAST_S, SERIES_FULL_S = 120.0, 480.0
-PEAK_MB = 1536.0
-REDRAW_MS = 40.0
-BN_RATIO = 1.5
-TRAIN_RATIO = 1.3
-
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+PARTS = ("notebooks", "sliders", "batchnorm", "training")
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 BN_SHAPES = [(60, 100), (100, 16, 784), (64, 16, 28, 28), (256, 64, 16, 16)]
-HIDDEN = (100, 100, 100)
-BATCH = 60
+NETWORKS = (3, 18)  # lesson 05 trains 3 seeds side by side; its full learning-rate sweep 6 × 3
+PEAK_RSS_CELL = ("import resource, sys\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
+                 " / (2**20 if sys.platform == 'darwin' else 2**10))  # the peak RSS, in MB")
 
 
-# ----------------------------------------------------------------------------------------------
-# The machine
+def load_lesson(path, scratch):
+    """The lesson's #@save cells as a module: fast mode, MNIST from data/, figures to scratch."""
+    return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=str(scratch))
 
 
-def machine():
-    """What the absolute figures were measured on."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
-        memory = f", {kib / 2**20:.0f} GiB RAM"
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = ", load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "busy": hasattr(os, "getloadavg") and os.getloadavg()[0] > usable,
-        "text": (f"{cpu}, {usable} of {os.cpu_count()} cores usable{memory}; "
-                 f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-                 f"torch {torch.__version__} ({torch.get_num_threads()} threads){load}"),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Lessons
-
-
-def lesson_path(prefix, folder=NOTEBOOKS):
-    """folder/<prefix>_*.ipynb, or None when the lesson is not there."""
-    paths = sorted(Path(folder).glob(f"{prefix}_*.ipynb"))
-    return paths[0] if len(paths) == 1 else None
-
-
-def all_lessons(folder=NOTEBOOKS):
-    return sorted(path.name[:2] for path in Path(folder).glob("[0-9][0-9]_*.ipynb"))
-
-
-# ----------------------------------------------------------------------------------------------
-# Part 1 and 2: notebooks in a fresh kernel, then their sliders in the same kernel
-
-PEAK_RSS_CODE = """\
-def _benchmark_peak_rss_mb():
-    import resource, sys
+def run_notebook(path, fast, scratch):
+    """(seconds, peak RSS in MB, error) of the lesson run top to bottom in a fresh kernel by
+    run_notebooks.execute, from a copy in a scratch folder with one cell appended that prints
+    the kernel's peak RSS (the kernel process's own, not that of processes it starts)."""
+    print(f"{path.name}, {'fast' if fast else 'full'} mode", file=sys.stderr, flush=True)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS_CELL))
+    folder = Path(tempfile.mkdtemp(prefix=f"{path.name[:2]}-", dir=scratch))
+    nbformat.write(nb, folder / path.name)
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-print(_benchmark_peak_rss_mb())
-del _benchmark_peak_rss_mb
-"""
-
-# Runs in the kernel after the notebook: times every control of every panel in PANELS.
-SLIDER_CODE = """\
-import json as _benchmark_json
+        nb, seconds = execute(folder / path.name, folder, fast, BN_DATA_DIR=str(DATA),
+                              BN_FIGURES_DIR=str(folder))
+    except Exception as error:  # a failed cell: reported in the table, the others still run
+        lines = [line for line in str(error).splitlines() if line.strip()] or [repr(error)]
+        return None, None, lines[-1][:200]
+    text = "".join(output.get("text", "") for output in nb.cells[-1].outputs)
+    return seconds, float(text.split()[-1]), None
 
 
-def _benchmark_sliders(repeats):
-    import random, statistics, time
+def control_values(control, count):
+    """`count` values of a control across its range: each option in turn, a checkbox off and
+    on, a slider from its min to its max (a log slider evenly in its exponent)."""
+    default, values = control.value, []
+    for i in range(count):
+        if hasattr(control, "index"):  # Dropdown, SelectionSlider, ToggleButtons, ...
+            control.index = i % len(control.options)
+        elif isinstance(default, bool):
+            control.value = (i % 2 == 0) != default
+        else:
+            x = control.min + (control.max - control.min) * i / max(count - 1, 1)
+            control.value = (control.base ** x if hasattr(control, "base")
+                             else round(x) if isinstance(default, int) else x)
+        values.append(control.value)
+    control.value = default
+    return values
 
-    def spread(low, high, count, integer):
-        values = [low + (high - low) * i / max(count - 1, 1) for i in range(count)]
-        return [int(round(v)) for v in values] if integer else values
 
-    def values_for(control, count):
-        if hasattr(control, "options") and hasattr(control, "index"):  # Dropdown, SelectionSlider...
-            options = getattr(control, "_options_values", None)
-            if options is None:
-                raw = control.options
-                raw = list(raw.items()) if isinstance(raw, dict) else list(raw)
-                options = [o[1] if isinstance(o, (tuple, list)) and len(o) == 2 else o for o in raw]
-            options = list(options)
-            return [options[i % len(options)] for i in range(count)] if options else []
-        if isinstance(control.value, bool):
-            return [bool(i % 2) != control.value for i in range(count)]
-        if type(control).__name__ == "FloatLogSlider":
-            return [control.base ** e for e in spread(control.min, control.max, count, False)]
-        if hasattr(control, "min") and hasattr(control, "max") and not isinstance(control.value, tuple):
-            values = spread(control.min, control.max, count, isinstance(control.value, int))
-            step = getattr(control, "step", None)
-            if step:
-                values = [min(control.max, control.min + round((v - control.min) / step) * step)
-                          for v in values]
-                values = [int(v) if isinstance(control.value, int) else v for v in values]
-            random.Random(0).shuffle(values)  # consecutive calls move the control, back and forth
-            return values
-        return [control.value] * count
+def lesson_05_runs(lesson):
+    """Lesson 05's replay panel replays the two runs of a cell that is not #@save: trained
+    here as that cell trains them (in fast mode: lesson.STEPS steps)."""
+    data = lesson.mnist_tensors(*lesson.load_mnist())
+    lesson.replication = {
+        name: lesson.train(lesson.make_mlp(batch_norm, seed=0), data, lesson.STEPS,
+                           eval_every=lesson.EVAL_EVERY, early_evals=lesson.EARLY_EVALS,
+                           progress=False)
+        for name, batch_norm in (("without_bn", False), ("with_bn", True))}
 
+
+PANEL_INPUTS = {"05": lesson_05_runs}  # what a lesson's panels use that #@save cells don't make
+
+
+def time_sliders(lessons, repeats):
+    """Rows (lesson, panel, control, median ms, slowest ms) for every control of every panel of
+    the modules {notebook name: lesson}: `repeats` redraws that move that control across its
+    range, the others at their defaults."""
     rows = []
-    for number, panel in enumerate(PANELS, 1):
-        fig, update, controls = panel["fig"], panel["update"], panel["controls"]
-        title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
-        if not title and fig.axes:
-            title = fig.axes[0].get_title()
-        title = " ".join(title.split())
-        title = title if len(title) <= 40 else title[:39].rstrip() + "…"
-        defaults = {name: control.value for name, control in controls.items()}
-        for name, control in controls.items():
-            row = {"panel": number, "title": title, "control": name,
-                   "description": str(getattr(control, "description", "") or name),
-                   "kind": type(control).__name__}
-            try:
-                values = values_for(control, repeats)
-                update(**defaults)
-                figure_png(fig)  # warm-up
-                times = []
-                for value in values:
-                    start = time.perf_counter()
-                    update(**{**defaults, name: value})
-                    figure_png(fig)
-                    times.append(time.perf_counter() - start)
-                row.update(calls=len(times), distinct=len({repr(v) for v in values}),
-                           median_ms=1e3 * statistics.median(times), max_ms=1e3 * max(times))
-            except Exception as error:
-                row["error"] = f"{type(error).__name__}: {error}"[:200]
-            rows.append(row)
-        try:
+    for name, lesson in lessons.items():
+        PANEL_INPUTS.get(name[:2], lambda lesson: None)(lesson)
+        for panel_name, panel in saved_panels(lesson):
+            fig, update = panel.build()
+            defaults = panel.values()
             update(**defaults)
-        except Exception:
-            pass
+            lesson.figure_png(fig)  # the first drawing (what showing the panel does)
+            for control_name, control in panel.controls.items():
+                times = []
+                for value in control_values(control, repeats):
+                    start = time.perf_counter()
+                    update(**{**defaults, control_name: value})  # SliderPanel.widget's redraw:
+                    lesson.figure_png(fig)  # update(**self.values()), then figure_png(fig)
+                    times.append(time.perf_counter() - start)
+                label = f"{control.description or control_name} ({type(control).__name__})"
+                rows.append((name, panel_name, label, 1e3 * statistics.median(times),
+                             1e3 * max(times)))
     return rows
-print("BENCHMARK-SLIDERS " + _benchmark_json.dumps(_benchmark_sliders({repeats})))
-del _benchmark_sliders, _benchmark_json
-"""
 
 
-def run_in_kernel(client, source):
-    """Execute `source` as an extra cell at the end of the client's notebook; the text it printed."""
-    cell = nbformat.v4.new_code_cell(source)
-    client.nb.cells.append(cell)
-    client.execute_cell(cell, len(client.nb.cells) - 1)
-    return "".join(output.get("text", "") for output in cell.outputs
-                   if output.output_type == "stream" and output.name == "stdout")
-
-
-def run_notebook(path, fast, scratch, sliders=False, repeats=15, timeout=900):
-    """Run the notebook at `path` top to bottom in a fresh kernel, alone in a scratch folder (as
-    tests/lessons.py:run_lesson does). Returns {"seconds", "peak_mb", "sliders": [...] or None,
-    "error": text or None}. Seconds: from kernel start to the end of the last cell."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{path.stem[:2]}-{'fast' if fast else 'full'}-", dir=scratch))
-    copy = Path(shutil.copy(path, folder))
-    nb = nbformat.read(copy, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(folder)}})
-    result = {"seconds": None, "peak_mb": None, "sliders": None, "error": None}
-    with environment(BN_FAST="1" if fast else None, BN_DATA_DIR=str(DATA), BN_FIGURES_DIR=None):
-        start = time.perf_counter()
-        try:
-            with client.setup_kernel():
-                client.wait_for_reply(client.kc.kernel_info())
-                for index, cell in enumerate(list(nb.cells)):
-                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
-                result["seconds"] = time.perf_counter() - start
-                result["peak_mb"] = float(run_in_kernel(client, PEAK_RSS_CODE))
-                if sliders:
-                    text = run_in_kernel(client, SLIDER_CODE.replace("{repeats}", str(repeats)))
-                    marker = "BENCHMARK-SLIDERS "
-                    line = next((x for x in text.splitlines() if x.startswith(marker)), None)
-                    if line is None:
-                        result["error"] = "the slider measurement printed nothing"
-                    else:
-                        result["sliders"] = json.loads(line[len(marker):])
-        except CellExecutionError as error:
-            last = (str(error).strip().splitlines() or ["a cell failed"])[-1]
-            result["error"] = re.sub(r"\x1b\[[0-9;]*m", "", last)[:300]
-        except Exception as error:  # a kernel that died or timed out
-            result["error"] = f"{type(error).__name__}: {error}"[:300]
-    shutil.rmtree(folder, ignore_errors=True)
-    return result
-
-
-# ----------------------------------------------------------------------------------------------
-# Part 3: lesson 04's batch norm against PyTorch's
-
-
-def _median_pair(first, second, repeats):
-    """Interleaved timing of two zero-argument callables (order alternating each round); the
-    medians of their per-call seconds, and how unsteady the second was (its median over its fastest
-    round). Each round calls a callable enough times to last ~10 ms."""
-    first(), second()  # warm-up
-    start = time.perf_counter()
-    second()
-    once = max(time.perf_counter() - start, 1e-6)
-    inner = max(1, min(200, int(0.01 / once)))
-    times = ([], [])
-    for round_ in range(repeats):
-        order = ((0, first), (1, second)) if round_ % 2 == 0 else ((1, second), (0, first))
-        for slot, function in order:
-            start = time.perf_counter()
-            for _ in range(inner):
-                function()
-            times[slot].append((time.perf_counter() - start) / inner)
-    first_median, second_median = statistics.median(times[0]), statistics.median(times[1])
-    return first_median, second_median, second_median / min(times[1])
-
-
-def compare_batch_norm(batch_norm, BatchNorm, shapes=BN_SHAPES, repeats=15, seed=0):
-    """Forward + backward (train mode) of the scratch module and function against nn.BatchNorm1d/2d
-    and F.batch_norm on each shape. Rows: shape, reference, medians (ms), ratios, agreement."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    torch.manual_seed(seed)
+def race_batch_norm(lesson, shapes=BN_SHAPES, rounds=5, min_run_time=0.05):
+    """For each input shape, the median seconds of forward + backward in training mode of
+    lesson 04's BatchNorm and batch_norm and of PyTorch's, each from `rounds` alternating
+    torch.utils.benchmark measurements; ratios ours / PyTorch's."""
     rows = []
     for shape in shapes:
-        channels = shape[1]
+        torch.manual_seed(0)
+        x, grad, c = torch.randn(shape, requires_grad=True), torch.randn(shape), shape[1]
+        weight, bias = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
+        mean, var = torch.zeros(c), torch.ones(c)
         reference = nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d
-        x = torch.randn(shape, requires_grad=True)
-        grad = torch.randn(shape)
-        theirs, ours = reference(channels), BatchNorm(channels)
-        weight = torch.ones(channels, requires_grad=True)
-        bias = torch.zeros(channels, requires_grad=True)
-        buffers = {name: (torch.zeros(channels), torch.ones(channels)) for name in ("ours", "theirs")}
 
         def module_step(layer):
-            def step():
-                x.grad = None
-                for parameter in layer.parameters():
-                    parameter.grad = None
-                layer(x).backward(grad)
-            return step
+            return lambda: torch.autograd.grad(layer(x), [x, *layer.parameters()], grad)
 
-        def function_step(function, key):
-            def step():
-                x.grad = weight.grad = bias.grad = None
-                mean, var = buffers[key]
-                function(x, mean, var, weight, bias, training=True).backward(grad)
-            return step
+        def function_step(function):
+            return lambda: torch.autograd.grad(
+                function(x, mean, var, weight, bias, training=True), [x, weight, bias], grad)
 
-        row = {"shape": shape, "reference": reference.__name__, "threads": torch.get_num_threads()}
-        try:
-            same = torch.allclose(ours(x), theirs(x), atol=1e-4, rtol=1e-4)
-            mine, torch_, unsteady = _median_pair(module_step(ours), module_step(theirs), repeats)
-            row.update(module_ms=1e3 * mine, reference_ms=1e3 * torch_, module_ratio=mine / torch_,
-                       agrees=bool(same), unsteady=unsteady)
-        except Exception as error:
-            row["module_error"] = f"{type(error).__name__}: {error}"[:200]
-        if batch_norm is not None:
-            try:
-                mine, torch_, _ = _median_pair(function_step(batch_norm, "ours"),
-                                               function_step(F.batch_norm, "theirs"), repeats)
-                row.update(function_ms=1e3 * mine, function_reference_ms=1e3 * torch_,
-                           function_ratio=mine / torch_)
-            except Exception as error:
-                row["function_error"] = f"{type(error).__name__}: {error}"[:200]
-        rows.append(row)
+        steps = {"ours": module_step(lesson.BatchNorm(c)), "nn": module_step(reference(c)),
+                 "ours_f": function_step(lesson.batch_norm), "F": function_step(F.batch_norm)}
+        samples = {name: [] for name in steps}
+        for turn in range(rounds):
+            for name, step in steps.items() if turn % 2 == 0 else reversed(steps.items()):
+                timer = Timer("step()", globals={"step": step},
+                              num_threads=torch.get_num_threads())
+                samples[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+        row = {name: statistics.median(values) for name, values in samples.items()}
+        rows.append({**row, "shape": shape, "reference": reference.__name__,
+                     "module_ratio": row["ours"] / row["nn"],
+                     "function_ratio": row["ours_f"] / row["F"]})
     return rows
 
 
-# ----------------------------------------------------------------------------------------------
-# Part 4: lesson 05's training loop against a bare loop and the conventional DataLoader loop
-
-
-def mnist_root():
-    """The MNIST root the lessons' shared data cell finds with BN_DATA_DIR=DATA (no download)."""
-    namespace = {"os": os, "Path": Path}
-    with environment(BN_DATA_DIR=str(DATA)):
-        exec(DATA_CELL, namespace)
-        return namespace["mnist_root"]()
-
-
-def bare_mlp(batch_norm, seed=0):
-    """784-100-100-100-10 sigmoid MLP, BatchNorm1d before each sigmoid when batch_norm."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    layers, width = [], 784
-    for hidden in HIDDEN:
-        layers.append(nn.Linear(width, hidden))
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(hidden))
-        layers.append(nn.Sigmoid())
-        width = hidden
-    layers.append(nn.Linear(width, 10))
-    return nn.Sequential(*layers)
-
-
-def _synchronize(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def bare_loop(batch_norm, data, lr=0.1):
-    """(a) The limit: a bare SGD loop indexing shuffled mini-batches of in-memory tensors, nothing
-    recorded. Returns run(steps), which trains for that many more steps."""
-    import torch
-    import torch.nn.functional as F
-
-    x, y = data["x_train"], data["y_train"]
-    model = bare_mlp(batch_norm).to(x.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    state = {"order": torch.randperm(len(x), device=x.device), "position": 0}
-
-    def run(steps):
-        for _ in range(steps):
-            if state["position"] + BATCH > len(x):
-                state["order"], state["position"] = torch.randperm(len(x), device=x.device), 0
-            index = state["order"][state["position"]:state["position"] + BATCH]
-            state["position"] += BATCH
-            loss = F.cross_entropy(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        _synchronize(x.device)
-    return run
-
-
-def dataloader_loop(batch_norm, root, device, lr=0.1):
-    """(b) The loop a course would write: DataLoader(datasets.MNIST(transform=ToTensor()))."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-    from torchvision import datasets
-    from torchvision.transforms import ToTensor
-
-    model = bare_mlp(batch_norm).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    loader = DataLoader(datasets.MNIST(root, train=True, transform=ToTensor()), batch_size=BATCH,
-                        shuffle=True)
-    state = {"batches": iter(loader)}
-
-    def run(steps):
-        for _ in range(steps):
-            try:
-                images, labels = next(state["batches"])
-            except StopIteration:
-                state["batches"] = iter(loader)
-                images, labels = next(state["batches"])
-            images, labels = images.to(device), labels.to(device)
-            loss = F.cross_entropy(model(images.view(len(images), -1)), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        _synchronize(device)
-    return run
-
-
-def lesson_steps(lesson, steps):
-    """`steps` rounded up to a whole number of the lesson's evaluation intervals (train's default
-    eval_every), so that each call evaluates as often as the lesson's own runs do."""
-    parameter = inspect.signature(lesson.train).parameters.get("eval_every")
-    every = parameter.default if parameter is not None and isinstance(parameter.default, int) else 0
-    return max(1, -(-steps // every)) * every if every > 0 else steps
-
-
-def lesson_loop(lesson, batch_norm, data):
-    """Lesson 05's own loop as the lesson calls it: make_mlp(batch_norm), then train(model, data,
-    steps) with its defaults (its learning rate, batch size and evaluations; progress bar off).
-    Returns run(steps)."""
-    model = lesson.make_mlp(batch_norm)
-    keywords = {"progress": False} if "progress" in inspect.signature(lesson.train).parameters else {}
-
-    def run(steps):
-        lesson.train(model, data, steps, **keywords)
-    return run
-
-
-def training_data(lesson, root):
-    """MNIST as in-memory tensors: the lesson's mnist_tensors when it has one, else x in [0, 1]."""
-    import torch
-    from torchvision import datasets
-
-    train_set, test_set = (datasets.MNIST(root, train=flag) for flag in (True, False))
-    if lesson is not None and hasattr(lesson, "mnist_tensors"):
-        return lesson.mnist_tensors(train_set, test_set)
-    device = getattr(lesson, "DEVICE", torch.device("cpu"))
-    splits = (("train", train_set), ("test", test_set))
-    return {f"{axis}_{split}": tensor.to(device) for split, dataset in splits
-            for axis, tensor in (("x", dataset.data.reshape(len(dataset), -1).float() / 255),
-                                 ("y", dataset.targets.long()))}
-
-
-def compare_training(lesson, root, rounds=5, steps=1000, dataloader_steps=200):
-    """Steps/s of lesson 05's loop, the bare loop (a) and the DataLoader loop (b), with and without
-    BN, measured in interleaved rounds (order reversed every other round); medians and ratios. All
-    three run with the same torch thread count (the one lesson 05 sets, when it sets one)."""
-    import torch
-
-    data = training_data(lesson, root)
-    device = data["x_train"].device
+def race_training(lesson, networks=NETWORKS, steps=200, rounds=3):
+    """Network-steps per second of lesson 05's train_together (K networks in one pass) and of
+    its train (the same K networks one after the other), without and with batch norm: medians
+    over `rounds` alternating rounds of `steps` steps of every network, after a warm-up."""
+    data = lesson.mnist_tensors(*lesson.load_mnist())
     rows = []
     for batch_norm in (False, True):
-        loops, errors = {}, {}
-        if lesson is not None:
-            try:
-                loops["lesson"] = (lesson_loop(lesson, batch_norm, data), lesson_steps(lesson, steps))
-            except Exception as error:
-                errors["lesson"] = f"{type(error).__name__}: {error}"[:200]
-        loops["bare"] = (bare_loop(batch_norm, data), steps)
-        loops["dataloader"] = (dataloader_loop(batch_norm, root, device), dataloader_steps)
-        rates = {name: [] for name in loops}
-        for name, (run, count) in loops.items():  # warm-up
-            try:
-                run(max(count // 10, 5))
-            except Exception as error:
-                errors[name] = f"{type(error).__name__}: {error}"[:200]
-        for round_ in range(rounds):
-            for name in (list(loops) if round_ % 2 == 0 else list(loops)[::-1]):
-                if name in errors:
-                    continue
-                run, count = loops[name]
-                start = time.perf_counter()
-                try:
-                    run(count)
-                except Exception as error:
-                    errors[name] = f"{type(error).__name__}: {error}"[:200]
-                    continue
-                rates[name].append(count / (time.perf_counter() - start))
-        row = {"batch_norm": batch_norm, "device": str(device), "threads": torch.get_num_threads(),
-               "digits": len(data["x_train"]),
-               "errors": errors}
-        for name, values in rates.items():
-            if values and name not in errors:
-                row[f"{name}_steps_s"] = statistics.median(values)
-        rows.append(row)
+        for k in networks:
+            seeds = list(range(k))
+            together = [lesson.make_mlp(batch_norm, seed=seed) for seed in seeds]
+            alone = [lesson.make_mlp(batch_norm, seed=seed) for seed in seeds]
+            loops = {
+                "together": lambda count: lesson.train_together(
+                    together, data, count, seeds=seeds, eval_every=count, progress=False),
+                "alone": lambda count: [
+                    lesson.train(net, data, count, seed=seed, eval_every=count, progress=False)
+                    for net, seed in zip(alone, seeds)]}
+            rates = {name: [] for name in loops}
+            for turn in range(rounds + 1):  # the first: a warm-up
+                for name, loop in loops.items() if turn % 2 else reversed(loops.items()):
+                    start = time.perf_counter()
+                    loop(steps)
+                    if turn:
+                        rates[name].append(k * steps / (time.perf_counter() - start))
+            row = {name: statistics.median(values) for name, values in rates.items()}
+            rows.append({**row, "batch_norm": batch_norm, "networks": k,
+                         "ratio": row["together"] / row["alone"]})
     return rows
 
 
-# ----------------------------------------------------------------------------------------------
-# The report
+def table(header, rows):
+    lines = [header, "|" + " --- |" * header.count(" | ") + " --- |"]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
-def markdown_table(header, rows):
-    """A markdown table; every row has as many cells as the header."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    for row in rows:
-        cells = [str(cell).replace("|", "\\|").replace("\n", " ") for cell in row]
-        if len(cells) != len(header):
-            raise ValueError(f"row {row} has {len(cells)} cells, the header {len(header)}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def verdict(value, target, lower_is_better=True):
-    """'ok' or how far past the target, e.g. 'missed (+23%)'."""
-    if value is None:
+def duration(seconds):
+    if seconds is None:
         return "—"
-    if (value <= target) if lower_is_better else (value >= target):
-        return "ok"
-    return f"**missed** (+{100 * (value / target - 1):.0f}%)" if lower_is_better else \
-        f"**missed** (−{100 * (1 - value / target):.0f}%)"
-
-
-def display_path(path):
-    """`path` relative to the repository when inside it (as the README shows it)."""
-    try:
-        return f"{Path(path).resolve().relative_to(ROOT)}/"
-    except ValueError:
-        return str(path)
-
-
-def _seconds(value):
-    if value is None:
-        return "—"
-    return f"{value:.1f} s" if value < 120 else f"{int(value // 60)} min {value % 60:04.1f} s"
-
-
-def _mb(value):
-    return "—" if value is None else f"{value:,.0f} MB"
+    minutes = f"{seconds // 60:.0f} min {seconds % 60:04.1f} s"
+    return f"{seconds:.1f} s" if seconds < 120 else minutes
 
 
 def notebooks_section(results, modes):
-    header = ["Notebook"]
-    for mode in modes:
-        header += [f"{mode}: wall time", f"{mode}: peak RSS"]
-    rows, totals, notes = [], {mode: 0.0 for mode in modes}, []
-    worst = None
-    for name, by_mode in results.items():
-        row = [name]
-        for mode in modes:
-            result = by_mode.get(mode, {})
-            if result.get("error"):
-                notes.append(f"{name} ({mode}): failed — {result['error']}")
-            seconds, peak = result.get("seconds"), result.get("peak_mb")
-            row += [_seconds(seconds), _mb(peak)]
-            totals[mode] = None if seconds is None or totals[mode] is None else totals[mode] + seconds
-            worst = peak if worst is None else max(worst, peak or 0.0)
-        rows.append(row)
-    total_row = ["**series total**"]
-    targets = {"fast": SERIES_FAST_S, "full": SERIES_FULL_S}
-    for mode in modes:
-        total_row += [f"**{_seconds(totals[mode])}** ({verdict(totals[mode], targets[mode])})",
-                      f"max {_mb(worst)} ({verdict(worst, PEAK_MB)})"]
-    rows.append(total_row)
-    lines = ["### Notebooks: top to bottom in a fresh kernel",
-             "", "Targets: series ≤ 2 min fast, ≤ 8 min full; peak RSS ≤ 1.5 GB per notebook "
-             "(wall time from kernel start to the end of the last cell; peak RSS of the kernel "
-             f"process; MNIST from `{display_path(DATA)}`).", "",
-             markdown_table(header, rows)]
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    return "\n".join(lines)
+    rows = [[name] + [cell for seconds, peak, error in (by_mode[mode] for mode in modes)
+                      for cell in (f"**failed**: {error}" if error else duration(seconds),
+                                   "—" if peak is None else f"{peak:,.0f} MB")]
+            for name, by_mode in results.items()]
+    times = {mode: [by_mode[mode][0] for by_mode in results.values()] for mode in modes}
+    rows.append(["**all lessons**"] + [cell for mode in modes for cell in (
+        "—" if None in times[mode] else f"**{duration(sum(times[mode]))}**", "")])
+    header = "| Notebook | " + " | ".join(f"{m}: wall time | {m}: peak RSS" for m in modes) + " |"
+    return "### Notebooks: each top to bottom in a fresh kernel\n\n" + table(header, rows)
 
 
-def sliders_section(results):
-    header = ["Notebook", "Panel", "Control", "Median redraw", "Slowest", "Target ≤ 40 ms"]
-    rows, notes = [], []
-    for name, (mode, panels) in results.items():
-        if not panels:
-            notes.append(f"{name}: no slider panels measured ({mode} mode run)")
-            continue
-        for entry in panels:
-            panel = f"{entry['panel']}" + (f": {entry['title']}" if entry.get("title") else "")
-            control = f"{entry['description']} ({entry['kind']})"
-            if "error" in entry:
-                rows.append([name, panel, control, "—", "—", f"**error**: {entry['error']}"])
-                continue
-            rows.append([name, panel, control, f"{entry['median_ms']:.1f} ms", f"{entry['max_ms']:.1f} ms",
-                         verdict(entry["median_ms"], REDRAW_MS)])
-    modes = sorted({mode for mode, _ in results.values()})
-    calls = next((e["calls"] for _, panels in results.values() for e in panels or [] if "calls" in e), 0)
-    lines = ["### Slider redraws: `update(**values)` + `figure_png(fig)` in the kernel",
-             "", f"Median over {calls} calls per control, each moving that control across its range "
-             f"(the others at their defaults), after a {'/'.join(modes)}-mode run of the notebook.", ""]
-    lines.append(markdown_table(header, rows) if rows else "No slider panels measured.")
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    return "\n".join(lines)
+def sliders_section(rows, repeats):
+    return (f"### Slider redraws in the kernel: {repeats} per control, fast mode\n\n"
+            + table("| Notebook | Panel | Control | Median | Slowest |",
+                    [(name, f"`{panel}`", control, f"{median:.1f} ms", f"{slowest:.1f} ms")
+                     for name, panel, control, median, slowest in rows]))
 
 
-def batchnorm_section(rows):
-    header = ["Input shape", "PyTorch reference", "`BatchNorm` / reference", "`batch_norm` / `F.batch_norm`",
-              "reference fwd+bwd", "Target ≤ 1.5×"]
-    table, notes = [], []
-    for row in rows:
-        shape = "(" + ", ".join(map(str, row["shape"])) + ")"
-        module = f"{row['module_ratio']:.2f}×" if "module_ratio" in row else "—"
-        function = f"{row['function_ratio']:.2f}×" if "function_ratio" in row else "—"
-        reference = f"{row['reference_ms']:.2f} ms" if "reference_ms" in row else "—"
-        worst = max([row[k] for k in ("module_ratio", "function_ratio") if k in row], default=None)
-        unsteady = row.get("unsteady", 1.0) > 2.0
-        table.append([shape, f"`nn.{row['reference']}`", module, function, reference,
-                      "unreliable (see note)" if unsteady else verdict(worst, BN_RATIO)])
-        for key in ("module_error", "function_error"):
-            if key in row:
-                notes.append(f"{shape}: {key.split('_')[0]} failed — {row[key]}")
-        if unsteady:
-            notes.append(f"{shape}: unsteady — PyTorch's own median was {row['unsteady']:.1f}× its fastest "
-                         "repeat (the cores were shared), so this ratio is unreliable; rerun on a quiet "
-                         "machine (or with --threads 1)")
-        if row.get("agrees") is False:
-            notes.append(f"{shape}: the scratch module's output differs from nn.{row['reference']}'s")
-    threads = f", {rows[0]['threads']} torch thread(s)" if rows else ""
-    lines = ["### Lesson 04: scratch batch norm against PyTorch's (forward + backward, train mode)",
-             "", f"Ratio of medians over interleaved repeats in the same process{threads} (1.00× = as "
-             "fast as PyTorch's own; lower is better).", "", markdown_table(header, table)]
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    return "\n".join(lines)
+def batchnorm_section(rows, threads):
+    body = [("(" + ", ".join(map(str, row["shape"])) + ")", f"`nn.{row['reference']}`",
+             f"{1e3 * row['nn']:.2f} ms", f"{row['module_ratio']:.2f}×",
+             f"{row['function_ratio']:.2f}×") for row in rows]
+    return (f"### Lesson 04's batch norm against PyTorch's, {threads} torch thread(s)\n\n"
+            + table("| Input shape | PyTorch module | its fwd+bwd | `BatchNorm` / module "
+                    "| `batch_norm` / `F.batch_norm` |", body))
 
 
-def training_section(rows, lesson_present):
-    header = ["Network", "lesson 05 loop", "(a) bare loop", "(b) DataLoader loop",
-              "(a) / lesson: target ≤ 1.3×", "lesson / (b)"]
-    table, notes = [], []
-    for row in rows:
-        lesson, bare, loader = (row.get(f"{k}_steps_s") for k in ("lesson", "bare", "dataloader"))
-
-        def rate(value):
-            return "—" if value is None else f"{value:,.0f} steps/s"
-        slowdown = None if lesson is None or bare is None else bare / lesson
-        speedup = None if lesson is None or loader is None else lesson / loader
-        table.append([
-            "with BN" if row["batch_norm"] else "without BN", rate(lesson), rate(bare), rate(loader),
-            "—" if slowdown is None else f"{slowdown:.2f}× ({verdict(slowdown, TRAIN_RATIO)})",
-            "—" if speedup is None else f"{speedup:.1f}× faster"])
-        for name, error in row["errors"].items():
-            notes.append(f"{'with' if row['batch_norm'] else 'without'} BN, {name} loop failed — {error}")
-    if not lesson_present:
-        notes.append("lesson 05's own loop was not measured (see the notes below): only the two reference "
-                     "loops were")
-    device = rows[0]["device"] if rows else "cpu"
-    threads = f" with {rows[0]['threads']} torch thread(s)" if rows and device == "cpu" else ""
-    lines = ["### Lesson 05: training steps per second (784-100-100-100-10 sigmoid MLP, batch 60, SGD)",
-             "", f"Medians over interleaved rounds in the same process, on {device}{threads}. The lesson's "
-             f"loop is its own `train` with its evaluations, on {rows[0]['digits'] if rows else 0:,} "
-             f"training digits from `{display_path(DATA)}`. (a) indexes shuffled "
-             "mini-batches of in-memory tensors; (b) is `DataLoader(datasets.MNIST(root, "
-             "transform=ToTensor()), batch_size=60, shuffle=True)`.", "", markdown_table(header, table)]
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    return "\n".join(lines)
+def training_section(rows, threads):
+    body = [("with BN" if row["batch_norm"] else "without BN", row["networks"],
+             f"{row['together']:,.0f}", f"{row['alone']:,.0f}", f"{row['ratio']:.1f}×")
+            for row in rows]
+    return (f"### Lesson 05: network-steps per second, {threads} torch thread(s)\n\n"
+            + table("| Network | K | `train_together` | `train`, one at a time | ratio |", body))
 
 
-# ----------------------------------------------------------------------------------------------
-# The command
+def machine():
+    """The CPU, its cores, Python, torch and its threads, the load average (1, 5, 15 min)."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+               platform.processor() or platform.machine())
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (f"{cpu}, {CORES} cores; Python {platform.python_version()}, torch "
+            f"{torch.__version__} ({torch.get_num_threads()} threads); load average {load}")
 
 
-def load_lesson_or_note(path, scratch, notes):
-    """load_saved_cells(path), or None with a note saying why it could not be loaded."""
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the table
-            return load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA),
-                                    BN_FIGURES_DIR=str(scratch / "figures"))
-    except Exception as error:
-        notes.append(f"{path.name}: its #@save cells failed to load — {type(error).__name__}: {error}"[:300])
-        return None
+def write_between_markers(path, text):
+    """Put `text` between the markers of the file at `path` (made, or given markers, if needed)."""
+    old = path.read_text() if path.exists() else ""
+    if START not in old:
+        old += f"{START}\n{END}\n"
+    head, rest = old.split(START, 1)
+    path.write_text(f"{head}{START}\n{text.strip()}\n{END}{rest.split(END, 1)[1]}")
 
 
 def main(argv=None):
-    global DATA
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[1:]))
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
-                        help=f"what to measure: any of {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--lessons", nargs="+", default=None, metavar="NN",
-                        help="lesson numbers, e.g. 01 04 (default: every lesson in notebooks/)")
-    parser.add_argument("--fast-only", action="store_true",
-                        help="run the notebooks in fast mode only (sliders then measured after it)")
-    parser.add_argument("--output", type=Path, default=None, metavar="FILE",
-                        help="also write the markdown to FILE, e.g. benchmarks/RESULTS.md")
-    parser.add_argument("--repeats", type=int, default=15,
-                        help="calls per slider control and repeats per batch-norm shape (default 15)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of training (default 5)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch threads for the batch-norm and training comparisons (default: torch's "
-                             "own choice; lesson 05 may set its own for its comparison)")
-    parser.add_argument("--data", type=Path, default=DATA, metavar="FOLDER",
-                        help="MNIST for every part, as BN_DATA_DIR (default: data/, the 10,000-digit subset; "
-                             "a folder with the full MNIST/raw/ measures what an online learner runs)")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="FOLDER",
-                        help="where the lesson notebooks are (default: notebooks/)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
+    parser.add_argument("--lessons", nargs="+", default=(), metavar="NN")
+    parser.add_argument("--fast-only", action="store_true", help="notebooks in fast mode only")
+    parser.add_argument("--repeats", type=int, default=15, help="redraws per slider control")
+    parser.add_argument("--threads", type=int, help="torch threads of the batch-norm race")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
-    DATA = args.data.resolve()
-
-    folder = args.notebooks
-    present = all_lessons(folder)
-    wanted = [prefix.zfill(2) for prefix in args.lessons] if args.lessons else present or ["04", "05"]
-    missing = [prefix for prefix in wanted if prefix not in present]
-    lessons = [prefix for prefix in wanted if prefix in present]
-    parts = [part for part in PARTS if part in args.parts]
-    about = machine()
-    scratch = Path(tempfile.mkdtemp(prefix="bn-benchmark-"))
-    sections, notes = [], []
-    if missing:
-        notes.append(f"Not in {folder.name}/ yet, so skipped: lesson{'s' if len(missing) > 1 else ''} "
-                     f"{', '.join(missing)}.")
-
-    def say(text):
-        print(text, file=sys.stderr, flush=True)
-
-    started = time.perf_counter()
-    # on SIGTERM, exit through the `finally` below, which removes the scratch folder
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        if {"notebooks", "sliders"} & set(parts) and lessons:
-            modes = ["fast"] if args.fast_only or "notebooks" not in parts else ["fast", "full"]
-            timings, panels = {}, {}
-            for prefix in lessons:
-                path = lesson_path(prefix, folder)
-                timings[path.name] = {}
-                for mode in modes:
-                    last = mode == modes[-1]
-                    say(f"{path.name}: {mode} mode{' + sliders' if last and 'sliders' in parts else ''}...")
-                    result = run_notebook(path, mode == "fast", scratch, repeats=args.repeats,
-                                          sliders=last and "sliders" in parts)
-                    timings[path.name][mode] = result
-                    say(f"  {_seconds(result['seconds'])}, peak {_mb(result['peak_mb'])}"
-                        + (f"; ERROR {result['error']}" if result["error"] else ""))
-                    if last and "sliders" in parts:
-                        panels[path.name] = (mode, result["sliders"])
-            if "notebooks" in parts:
-                sections.append(notebooks_section(timings, modes))
-            if "sliders" in parts:
-                sections.append(sliders_section(panels))
-        elif {"notebooks", "sliders"} & set(parts):
-            notes.append("No lesson notebooks selected: notebooks and sliders skipped.")
-
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        if "batchnorm" in parts:
-            path = lesson_path("04", folder) if "04" in wanted else None
-            if path is None:
-                notes.append("Lesson 04 batch norm: skipped (lesson 04 "
-                             + ("not selected)." if "04" not in wanted else "is not in notebooks/ yet)."))
-            else:
-                say("lesson 04 batch norm against PyTorch's...")
-                module = load_lesson_or_note(path, scratch, notes)
-                if module is None:
-                    pass
-                elif not hasattr(module, "BatchNorm"):
-                    notes.append(f"Lesson 04 batch norm: skipped ({path.name} defines no `BatchNorm` "
-                                 "in its #@save cells).")
-                else:
-                    rows = compare_batch_norm(getattr(module, "batch_norm", None), module.BatchNorm,
-                                              repeats=args.repeats)
-                    sections.append(batchnorm_section(rows))
-
-        if "training" in parts:
-            import torch
-
-            threads = torch.get_num_threads()
-            path = lesson_path("05", folder) if "05" in wanted else None
-            lesson = None
-            if path is not None:
-                lesson = load_lesson_or_note(path, scratch, notes)
-            elif "05" in wanted:
-                notes.append("Lesson 05 training loop: lesson 05 is not in notebooks/ yet.")
-            if lesson is not None:
-                missing_names = [n for n in ("make_mlp", "train") if not hasattr(lesson, n)]
-                if missing_names:
-                    notes.append(f"Lesson 05 loop: {path.name} defines no {', '.join(missing_names)} "
-                                 "in its #@save cells; only the reference loops were measured.")
-                    lesson = None
-            if "05" in wanted:
-                say("training loops: lesson 05, bare, DataLoader...")
-                rows = compare_training(lesson, mnist_root(), rounds=args.rounds)
-                sections.append(training_section(rows, lesson is not None))
-                torch.set_num_threads(threads)  # lesson 05 may have set its own
-            else:
-                notes.append("Lesson 05 training loop: skipped (lesson 05 not selected).")
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-    report = [f"Measured {about['date']} on {about['text']}. "
-              f"`python tools/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
-              .rstrip() + f" took {_seconds(time.perf_counter() - started)}.", ""]
-    if about["busy"] or machine()["busy"]:
-        report += ["**The machine was busy** (load average above its core count at the start or the end): "
-                   "other processes shared the cores, so these times, and the ratios of the in-process "
-                   "races, are noisy. Rerun on a quiet machine for the figures to publish.", ""]
-    for section in sections:
-        report += [section, ""]
-    if notes:
-        report += ["Notes:", ""] + [f"- {note}" for note in notes] + [""]
-    text = "\n".join(report).rstrip() + "\n"
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        say(f"written to {args.output}")
+    started, date = time.perf_counter(), datetime.datetime.now(datetime.timezone.utc)
+    busy = os.getloadavg()[0] > CORES
+    before, threads, sections = machine(), torch.get_num_threads(), []
+    paths = lesson_paths(args.lessons)
+    with tempfile.TemporaryDirectory(prefix="bn-benchmark-") as scratch:
+        scratch = Path(scratch)
+        if "notebooks" in args.parts:
+            modes = ("fast",) if args.fast_only else ("fast", "full")
+            results = {path.name: {mode: run_notebook(path, mode == "fast", scratch)
+                                   for mode in modes} for path in paths}
+            sections.append(notebooks_section(results, modes))
+        if "sliders" in args.parts:
+            lessons = {path.name: load_lesson(path, scratch) for path in paths}
+            sections.append(sliders_section(time_sliders(lessons, args.repeats), args.repeats))
+            torch.set_num_threads(threads)  # as it was before lesson 05 set its own
+        if "batchnorm" in args.parts:
+            lesson = load_lesson(lesson_paths(["04"])[0], scratch)
+            torch.set_num_threads(args.threads or threads)
+            sections.append(batchnorm_section(race_batch_norm(lesson), torch.get_num_threads()))
+            torch.set_num_threads(threads)
+        if "training" in args.parts:
+            lesson = load_lesson(lesson_paths(["05"])[0], scratch)
+            sections.append(training_section(race_training(lesson), torch.get_num_threads()))
+            torch.set_num_threads(threads)
+    command = " ".join(["python tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])])
+    header = (f"Measured {date:%Y-%m-%d %H:%M} UTC by `{command}` in "
+              f"{duration(time.perf_counter() - started)}.\n\n- At the start: {before}\n"
+              f"- At the end: {machine()}")
+    if busy or os.getloadavg()[0] > CORES:
+        header += ("\n\n**The machine was busy** (load average above its cores): other "
+                   "processes shared the cores, so these figures are noisy.")
+    write_between_markers(args.output, "\n\n".join([header, *sections]))
+    print(f"written to {args.output}", file=sys.stderr)
     return 0
 
 
