@@ -653,7 +653,9 @@ def test_the_learning_rate_sweep_conclusions(full, lesson):
                                        3.0: "no clear difference", 10.0: "with BN ahead"}
     working = {name: lesson.best_and_working(as_records(sweep, name))[1] for name in NAMES}
     assert working == {"without_bn": [0.3, 1.0, 3.0], "with_bn": [0.1, 0.3, 1.0, 3.0, 10.0]}
-    assert at(sweep, "without_bn", 10.0)[2] < 0.15  # "does not learn at all": chance is 0.1
+    finals = sweep["without_bn"]["finals"][sweep["values"].index(10.0)]
+    assert max(finals) < 0.75  # "breaks down: every seed ends far below 90%"
+    assert sum(final < 0.15 for final in finals) > len(finals) / 2  # "most near chance" (0.1)
 
 
 def test_the_weight_scale_sweep_conclusions(full, lesson, fast_run):
