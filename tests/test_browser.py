@@ -37,9 +37,11 @@ class Summary:
             return
         terminalreporter.section("browser round trips: input event -> new image shown (median)")
         for test, panels in self.round_trips.items():
-            for panel, times in panels.items():
+            for panel, result in panels.items():
+                times = result["round_trips_ms"]
                 median = f"{statistics.median(times):6.0f} ms" if times else "     - ms"
-                terminalreporter.write_line(f"{test:<40} {panel:<20} {median} ({len(times)} moves)")
+                terminalreporter.write_line(f"{test:<32} {panel:<18} {median} ({len(times)} moves); "
+                                            f"image checked {result['checked']}")
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +51,11 @@ def summary(request):
     yield summary
     if summary.round_trips:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "round-trips.json").write_text(json.dumps(
-            {test: {panel: {"median_ms": statistics.median(times) if times else None,
-                            "round_trips_ms": times} for panel, times in panels.items()}
-             for test, panels in summary.round_trips.items()}, indent=1))
+        for panels in summary.round_trips.values():
+            for result in panels.values():
+                times = result["round_trips_ms"]
+                result["median_ms"] = statistics.median(times) if times else None
+        (ARTIFACTS / "round-trips.json").write_text(json.dumps(summary.round_trips, indent=1))
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +103,12 @@ def test_each_kind_of_control_is_moved_as_a_person_moves_it():
     assert [m[0] for m in moves(slider)][:1] == [("press", "ArrowLeft")]
     assert [m[2] for m in moves(slider)] == [7.5, 7.25, 7.0]
     log = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.25)
-    assert [m[2] for m in moves(log)][0] == pytest.approx(10 ** -0.75)
+    assert [m[2] for m in moves(log)][0] == pytest.approx(10 ** -1.25)  # the farther end
+    assert [m[:2] for m in moves(slider, page_keys=True)] == [(("press", "PageDown"), "value")] * 3
+    assert [m[2] for m in moves(slider, page_keys=True)] == [6.5, 5.25, 4.0]
     choice = widgets.SelectionSlider(options=[8, 16, 32], value=16)
-    assert list(moves(choice)) == [(("press", "ArrowLeft"), "index", 0)]  # not past the end
+    assert list(moves(choice, page_keys=True)) == [(("press", "PageUp"), "index", 2)]
+    assert list(moves(choice)) == [(("press", "ArrowRight"), "index", 2)]  # not past the end
     toggles = widgets.ToggleButtons(options=[("a", 1), ("b", 2), ("c", 3)], value=2)
     assert list(moves(toggles)) == [(("click", "a"), "index", 0), (("click", "c"), "index", 2)]
     assert list(moves(widgets.Checkbox(value=False, description="on"))) == [
