@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,10 +38,10 @@ SETTINGS = {  # no news pop-up over the widgets; every cell kept in the page
         {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
-SLOW_MS = int(os.environ.get("BN_SLOW_MS", 300_000))  # page loads and Run All on a loaded 2-core machine
+SLOW_MS = 300_000  # page loads and Run All on a loaded 2-core machine
 CHANGE_MS = 60_000  # a control's new image must appear within this
 QUIET_MS = 400  # ... and no other image follow it for this long
-MAX_PRESSES = 3  # key presses on a slider until its figure changes (a step may move nothing visible)
+MAX_PRESSES = 3  # presses on a slider until its figure changes (a step may change nothing visible)
 PAGE = 5  # steps a slider moves on PageUp/PageDown (noUiSlider's default keyboardPageMultiplier)
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 PANEL = ".widget-vbox:has(> img.widget-image)"  # slider_panel: VBox([Box(controls), Image, HTML])
@@ -68,12 +69,14 @@ def jupyter_server(**env):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     environment = dict(os.environ, **env, JUPYTER_CONFIG_DIR=str(folder / "config"),
-                       JUPYTER_RUNTIME_DIR=str(folder / "runtime"), IPYTHONDIR=str(folder / "ipython"),
+                       JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
+                       IPYTHONDIR=str(folder / "ipython"),
                        JUPYTERLAB_WORKSPACES_DIR=str(folder / "workspaces"),
                        JUPYTERLAB_SETTINGS_DIR=str(folder / "settings"))
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-               f"--ServerApp.root_dir={folder / 'root'}", "--LanguageServerManager.autodetect=False"]
+               f"--ServerApp.root_dir={folder / 'root'}",
+               "--LanguageServerManager.autodetect=False"]
     with open(folder / "server.log", "w") as log:
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
@@ -121,6 +124,14 @@ class ExpectedPanel:
 
     def __init__(self, name, panel, figure_png):
         self.name, self.controls, self.figure_png = name, panel.controls, figure_png
+        for control in self.controls.values():  # a slider in the page puts its value on its grid
+            if type(control).__name__ == "FloatSlider":
+                control.value = on_grid(control.min, control.max, control.step, control.value)
+            elif type(control).__name__ == "FloatLogSlider":
+                exponent = math.log(control.value) / math.log(control.base)
+                snapped = on_grid(control.min, control.max, control.step, exponent)
+                if snapped != exponent:
+                    control.value = control.base ** snapped
         try:
             self.fig, self.update = panel.build()
             self.missing = None
@@ -134,12 +145,27 @@ class ExpectedPanel:
         self.update(**{name: control.value for name, control in self.controls.items()})
         return self.figure_png(self.fig)
 
+    def shows(self, png):
+        """Whether `png` is this panel's PNG (any PNG where it cannot be drawn here)."""
+        return self.png in (None, png)
+
 
 def expected_panels(path, scratch):
     """The lesson's panels as this process draws them (fast mode, data/), in notebook order."""
     module = load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR),
                               BN_FIGURES_DIR=str(scratch))
     return [ExpectedPanel(name, panel, module.figure_png) for name, panel in saved_panels(module)]
+
+
+def on_grid(low, high, step, value):
+    """`value` put on a slider's grid as noUiSlider (ipywidgets' sliders) computes it, to the last
+    bit: through a percentage of the range (0.9 on 0.05..2 by 0.01 becomes 0.9000000000000001)."""
+    if value >= high:
+        return high
+    percent = (value - low) * 100 / (high - low)
+    grid = step * 100 / (high - low)
+    percent = math.floor(percent / grid + 0.5) * grid  # JavaScript's Math.round
+    return high if percent >= 100 else percent * (100 / 100) * (high - low) / 100 + low
 
 
 def moves(control, page_keys=False):
@@ -155,19 +181,23 @@ def moves(control, page_keys=False):
         else:
             low, top, step, position = control.min, control.max, control.step, control.value
             if kind == "FloatLogSlider":
-                position = math.log(control.value, control.base)
-        stride, keys = (PAGE, ("PageUp", "PageDown")) if page_keys else (1, ("ArrowRight", "ArrowLeft"))
+                position = math.log(control.value) / math.log(control.base)
+        stride, keys = (PAGE, ("PageUp", "PageDown")) if page_keys else (1, ("ArrowRight",
+                                                                              "ArrowLeft"))
         sign = 1 if top - position >= position - low else -1
         for _ in range(MAX_PRESSES):
-            moved = min(max(round(position + sign * stride * step, 10), low), top)
+            moved = position + sign * stride * step
+            if kind.startswith("Float"):
+                moved = on_grid(low, top, step, moved)
+            moved = min(max(moved, low), top)
             if moved == position:
                 break  # at the end
             position = moved
-            if kind == "SelectionSlider":
-                value = ("index", position)
+            key = ("press", keys[sign < 0])
+            if kind == "FloatLogSlider":
+                yield key, "value", control.base ** position
             else:
-                value = ("value", control.base ** position if kind == "FloatLogSlider" else position)
-            yield ("press", keys[sign < 0]), *value
+                yield key, "index" if kind == "SelectionSlider" else "value", position
     elif kind == "Checkbox":
         yield ("check", control.description), "value", not control.value
     elif kind in ("ToggleButtons", "Dropdown"):
@@ -181,19 +211,21 @@ def moves(control, page_keys=False):
 
 
 WATCH = """(image, events) => {
+  if (window.__bnObserver) window.__bnObserver.disconnect();
   const watch = {input: null, shown: []};
   const mark = () => { if (watch.input === null) watch.input = performance.now(); };
   for (const type of events) document.addEventListener(type, mark, {capture: true, once: true});
   const observer = new MutationObserver(() => watch.shown.push(performance.now()));
   observer.observe(image, {attributes: true, attributeFilter: ["src"]});
-  window.__bnWatch = watch;
+  [window.__bnWatch, window.__bnObserver] = [watch, observer];
 }"""
 RUN_ALL_DONE = """notebook => {
   const panel = document.querySelector(notebook);
-  const prompts = Array.from(panel.querySelectorAll(".jp-CodeCell .jp-InputPrompt"), p => p.textContent);
+  const prompts = Array.from(panel.querySelectorAll(".jp-CodeCell .jp-InputPrompt"),
+                             p => p.textContent);
   const idle = Array.from(panel.querySelectorAll(".jp-Notebook-ExecutionIndicator"),
                           e => e.textContent).join().includes("Idle");
-  const failed = Array.from(panel.querySelectorAll("[data-mime-type='application/vnd.jupyter.stderr']"),
+  const failed = Array.from(panel.querySelectorAll("[data-mime-type$='stderr']"),
                             e => e.textContent).some(t => /Traceback|Error/.test(t));
   return failed ||
     (idle && prompts.some(p => /\\[\\d+\\]/.test(p)) && !prompts.some(p => /\\[[ *]\\]/.test(p)));
@@ -201,7 +233,9 @@ RUN_ALL_DONE = """notebook => {
 IMAGE_BYTES = """async image => {
   const bytes = new Uint8Array(await (await fetch(image.src)).arrayBuffer());
   let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
   return btoa(text);
 }"""
 
@@ -211,11 +245,13 @@ class LessonPage:
     where the arrow keys on a slider's handle move the notebook's selection, not the slider)."""
 
     def __init__(self, browser, url, relative, interface="lab"):
-        self.page, self.interface = browser.new_page(viewport={"width": 1400, "height": 1000}), interface
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.interface = interface
         self.page.set_default_timeout(SLOW_MS)
         self.errors = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        where = (f"lab/workspaces/{uuid.uuid4().hex[:12]}/tree" if interface == "lab" else "notebooks")
+        workspace = uuid.uuid4().hex  # a new one: Lab would restore the tabs of the last
+        where = "notebooks" if interface == "notebook" else f"lab/workspaces/{workspace}/tree"
         self.page.goto(f"{url}/{where}/{relative}?token={TOKEN}", wait_until="domcontentloaded")
         self.notebook = self.page.locator(NOTEBOOK)
         self.notebook.locator(".jp-Cell").first.wait_for()
@@ -224,7 +260,7 @@ class LessonPage:
         """Run > Run All Cells once the notebook shows its kernel (again if the click was lost);
         returns when no cell waits, the kernel is idle, or an error appeared."""
         prompts = self.notebook.locator(".jp-CodeCell .jp-InputPrompt")
-        self.notebook.get_by_role("button", name="Python 3 (ipykernel)").wait_for()  # a kernel
+        self.notebook.get_by_role("button", name=re.compile("^Python")).wait_for()  # not No Kernel
         self.notebook.get_by_text("Kernel status: Idle").wait_for(state="attached")
         self.errors.clear()  # Notebook 7.6 throws two while it starts, with any notebook
         for attempt in range(3):
@@ -268,7 +304,8 @@ class LessonPage:
         one is shown (and no other follows) and return the round trip in ms: from the input
         event to the new image in the page."""
         control, (verb, what) = self.control(panel, position), action
-        self.panels().nth(panel).locator("> img.widget-image").evaluate(WATCH, ["keydown", "pointerdown"])
+        image = self.panels().nth(panel).locator("> img.widget-image")
+        image.evaluate(WATCH, ["keydown", "pointerdown"])
         if verb == "press":
             control.get_by_role("slider").press(what)
         elif verb == "check":
@@ -280,12 +317,14 @@ class LessonPage:
         if not changes:
             return None
         try:
-            self.page.wait_for_function("q => { const w = window.__bnWatch; return w.shown.length && "
-                                        "performance.now() - w.shown.at(-1) > q; }",
-                                        arg=QUIET_MS, timeout=CHANGE_MS, polling=50)
+            self.page.wait_for_function(
+                "q => { const w = window.__bnWatch; "
+                "return w.shown.length && performance.now() - w.shown.at(-1) > q; }",
+                arg=QUIET_MS, timeout=CHANGE_MS, polling=50)
         except Exception:
-            raise AssertionError(f"the image in the page did not change within {CHANGE_MS / 1000:.0f} s"
-                                 f"{''.join('; ' + p for p in self.problems())}") from None
+            raise AssertionError(
+                f"the image in the page did not change within {CHANGE_MS / 1000:.0f} s"
+                f"{''.join('; ' + p for p in self.problems())}") from None
         watch = self.page.evaluate("() => window.__bnWatch")
         return round(watch["shown"][0] - watch["input"], 1)
 
@@ -316,10 +355,12 @@ def drive_lesson(browser, url, root, path, scratch, interface="lab", failure_scr
             f"the page shows {page.panels().count()} slider panels, the lesson's #@save cells make "
             f"{len(expected)}: {[panel.name for panel in expected]}")
         return {panel.name: drive_panel(page, index, panel) for index, panel in enumerate(expected)}
-    except BaseException:
+    except BaseException as error:
         if failure_screenshot:
             with contextlib.suppress(Exception):
                 page.page.screenshot(path=str(failure_screenshot))
+            for name, png in getattr(error, "pngs", {}).items():  # a mismatch: both images
+                failure_screenshot.with_name(f"{failure_screenshot.stem}-{name}.png").write_bytes(png)
         raise
     finally:
         page.close()
@@ -330,7 +371,7 @@ def drive_panel(page, index, panel):
         return ", ".join(f"{name}={control.value!r}" for name, control in panel.controls.items())
 
     shown = page.image_png(index)
-    assert panel.png in (None, shown), f"{panel.name} after Run All: not the PNG for {values()}"
+    assert panel.shows(shown), f"{panel.name} after Run All: not the PNG for {values()}"
     assert page.panels().nth(index).locator("> .widget-box > *").count() == len(panel.controls)
     round_trips = []
     for position, control in enumerate(panel.controls.values()):
@@ -345,7 +386,8 @@ def drive_panel(page, index, panel):
             panel.png = panel.draw()
             changed = panel.png is None or panel.png != before
             moved_figure |= changed
-            where = f"{panel.name}, {action[0]} {action[1]!r} on {control.description!r} ({values()})"
+            where = f"{panel.name}, {action[0]} {action[1]!r} on {control.description!r} " \
+                    f"({values()})"
             try:
                 milliseconds = page.act(index, position, action, changed)
             except AssertionError as error:
@@ -353,9 +395,11 @@ def drive_panel(page, index, panel):
             if changed:
                 before, shown = shown, page.image_png(index)
                 assert shown != before, f"{where}: the page shows the same PNG again"
-                assert panel.png in (None, shown), (
-                    f"{where}: the page shows a {len(shown)}-byte PNG, not the "
-                    f"{len(panel.png)}-byte one drawn here for these values")
+                if not panel.shows(shown):
+                    error = AssertionError(f"{where}: the page shows a {len(shown)}-byte PNG, not "
+                                           f"the {len(panel.png)}-byte one drawn here for these values")
+                    error.pngs = {"page": shown, "expected": panel.png}
+                    raise error
                 round_trips.append(milliseconds)
         assert moved_figure, (f"{panel.name}: {action[0]} {action[1]!r} on {control.description!r} "
                               f"({values()}) changes nothing in the figure")
@@ -374,7 +418,8 @@ def measure_round_trips(paths, interface="lab", executable=None):
         for path in paths:
             scratch = Path(tempfile.mkdtemp(prefix=f"bn-{path.stem[:2]}-"))
             try:
-                results[path.stem] = drive_lesson(browser, url, root, Path(path), scratch, interface)
+                results[path.stem] = drive_lesson(browser, url, root, Path(path), scratch,
+                                                  interface)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     return results

@@ -17,7 +17,15 @@ import statistics
 import sys
 
 import pytest
-from browser_support import DATA_DIR, chromium, drive_lesson, find_chromium, jupyter_server, moves
+from browser_support import (
+    DATA_DIR,
+    chromium,
+    drive_lesson,
+    find_chromium,
+    jupyter_server,
+    moves,
+    on_grid,
+)
 from lessons import ROOT, lesson_paths
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -40,8 +48,8 @@ class Summary:
             for panel, result in panels.items():
                 times = result["round_trips_ms"]
                 median = f"{statistics.median(times):6.0f} ms" if times else "     - ms"
-                terminalreporter.write_line(f"{test:<32} {panel:<18} {median} ({len(times)} moves); "
-                                            f"image checked {result['checked']}")
+                terminalreporter.write_line(f"{test:<32} {panel:<18} {median} ({len(times)} "
+                                            f"moves); image checked {result['checked']}")
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +110,8 @@ def test_each_kind_of_control_is_moved_as_a_person_moves_it():
     slider = widgets.FloatSlider(value=7.75, min=0, max=8, step=0.25)
     assert [m[0] for m in moves(slider)][:1] == [("press", "ArrowLeft")]
     assert [m[2] for m in moves(slider)] == [7.5, 7.25, 7.0]
+    assert on_grid(0.05, 2.0, 0.01, 0.9) == 0.9000000000000001  # what the kernel got from the page
+    assert on_grid(-3.0, 3.0, 0.1, 2.0) == 2.000000000000001 and on_grid(0, 1, 0.25, 0.3) == 0.25
     log = widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0, step=0.25)
     assert [m[2] for m in moves(log)][0] == pytest.approx(10 ** -1.25)  # the farther end
     assert [m[:2] for m in moves(slider, page_keys=True)] == [(("press", "PageDown"), "value")] * 3
