@@ -360,7 +360,8 @@ def drive_lesson(browser, url, root, path, scratch, interface="lab", failure_scr
             with contextlib.suppress(Exception):
                 page.page.screenshot(path=str(failure_screenshot))
             for name, png in getattr(error, "pngs", {}).items():  # a mismatch: both images
-                failure_screenshot.with_name(f"{failure_screenshot.stem}-{name}.png").write_bytes(png)
+                stem = failure_screenshot.stem
+                failure_screenshot.with_name(f"{stem}-{name}.png").write_bytes(png)
         raise
     finally:
         page.close()
@@ -370,7 +371,9 @@ def drive_panel(page, index, panel):
     def values():
         return ", ".join(f"{name}={control.value!r}" for name, control in panel.controls.items())
 
-    shown = page.image_png(index)
+    deadline = time.monotonic() + CHANGE_MS / 1000  # sliders that put their values on their grid
+    while not panel.shows(shown := page.image_png(index)) and time.monotonic() < deadline:
+        page.page.wait_for_timeout(QUIET_MS)  # send them after Run All: redraws may follow
     assert panel.shows(shown), f"{panel.name} after Run All: not the PNG for {values()}"
     assert page.panels().nth(index).locator("> .widget-box > *").count() == len(panel.controls)
     round_trips = []
@@ -396,8 +399,9 @@ def drive_panel(page, index, panel):
                 before, shown = shown, page.image_png(index)
                 assert shown != before, f"{where}: the page shows the same PNG again"
                 if not panel.shows(shown):
-                    error = AssertionError(f"{where}: the page shows a {len(shown)}-byte PNG, not "
-                                           f"the {len(panel.png)}-byte one drawn here for these values")
+                    error = AssertionError(
+                        f"{where}: the page shows a {len(shown)}-byte PNG, not the "
+                        f"{len(panel.png)}-byte one drawn here for these values")
                     error.pngs = {"page": shown, "expected": panel.png}
                     raise error
                 round_trips.append(milliseconds)
