@@ -1,15 +1,19 @@
-"""Helpers of the browser tests (tests/test_browser.py): a private Jupyter server, Chromium through
-Playwright, a side channel to the notebook's kernel, and the ways a person changes each kind of
-control.
+"""A private JupyterLab in headless Chromium, driven as a person drives it (tests/test_browser.py;
+tools/benchmark.py may call measure_round_trips).
 
-The page is driven like a person drives it (drag a slider handle, type into its readout, click a
-checkbox or a toggle button, pick a dropdown option). The kernel is only asked questions: which
-panels and controls exist, and which PNG it draws for the values the page shows.
+A lesson is copied alone into an empty folder, opened, run with "Run All Cells"; then every control
+of every slider panel is moved with the keyboard (sliders) or the mouse (buttons, checkboxes), and
+the image the page shows is compared, byte for byte, with the PNG this process draws from the
+lesson's own #@save cells for the same control values. Only what a person sees is used: ARIA roles
+and the CSS classes of ipywidgets and of the notebook's prompts, never the application's objects.
 """
 
 import base64
+import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,548 +25,405 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-# The kinds of control a lesson may use (CONTRIBUTING.md): all core ipywidgets, all work in Colab.
-SLIDERS = ("IntSlider", "FloatSlider", "FloatLogSlider")
-CHOICES = ("SelectionSlider", "ToggleButtons", "Dropdown")
-SUPPORTED_KINDS = (*SLIDERS, *CHOICES, "Checkbox")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import load_saved_cells, saved_panels  # noqa: E402
 
+DATA_DIR = ROOT / "data"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TOKEN = "browser-tests"  # the private server listens on 127.0.0.1 only
-QUIET_MS = 600  # the output has settled when it has not changed for this long and the kernel is idle
-SLOW = 240_000  # ms: generous limits for page loads and waits, the CPU is shared
-MARK = "@@browser-test@@"
-
-
-# --------------------------------------------------------------------------------------------------
-# Chromium
+TOKEN = "bn-browser-tests"  # the server listens on 127.0.0.1 only
+SETTINGS = {  # no news pop-up over the widgets; every cell kept in the page
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+SLOW_MS = 300_000  # page loads and Run All on a loaded 2-core machine
+CHANGE_MS = 60_000  # a control's new image must appear within this
+QUIET_MS = 400  # ... and no other image follow it for this long
+MAX_PRESSES = 3  # presses on a slider until its figure changes (a step may change nothing visible)
+PAGE = 5  # steps a slider moves on PageUp/PageDown (noUiSlider's default keyboardPageMultiplier)
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+PANEL = ".widget-vbox:has(> img.widget-image)"  # slider_panel: VBox([Box(controls), Image, HTML])
 
 
 def find_chromium():
-    """The Chromium (or Chrome) binary to drive: $BN_CHROMIUM, then the usual names on PATH."""
-    candidates = [os.environ.get("BN_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                  "google-chrome-stable"]
-    for name in filter(None, candidates):
-        path = shutil.which(name) or (name if Path(name).is_file() else None)
-        if path:
-            return path
+    """$BN_CHROMIUM, else Chromium or Chrome on PATH; None when there is none."""
+    for name in filter(None, [os.environ.get("BN_CHROMIUM"), "chromium", "chromium-browser",
+                              "google-chrome"]):
+        if shutil.which(name):
+            return shutil.which(name)
     return None
 
 
-# --------------------------------------------------------------------------------------------------
-# Processes (Linux: /proc; elsewhere the leftover check is skipped)
-
-
-def processes_mentioning(text):
-    """PIDs of running processes whose command line contains `text` (not zombies)."""
-    found = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def wait_until_gone(pids, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        if not alive:
-            return []
-        time.sleep(0.2)
-    return alive
-
-
-def _zombie(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-# --------------------------------------------------------------------------------------------------
-# The Jupyter server
-
-
-def free_port():
+@contextlib.contextmanager
+def jupyter_server(**env):
+    """JupyterLab (it also serves Notebook 7) on 127.0.0.1 with everything it writes in a temporary
+    folder; kernels inherit `env`. Yields (base URL, folder it serves)."""
+    folder = Path(tempfile.mkdtemp(prefix="bn-browser-"))
+    for name, values in SETTINGS.items():
+        (folder / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "settings" / name).write_text(json.dumps(values))
+    (folder / "root").mkdir()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-USER_SETTINGS = {
-    # no "news" pop-up over the widgets, no update checks
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False},
-    # every cell attached to the page, so that every panel can be found and driven
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-}
-
-
-class JupyterServer:
-    """JupyterLab (which also serves Notebook 7) on 127.0.0.1, with every folder it writes to
-    inside one temporary folder. Kernels inherit `env`."""
-
-    def __init__(self, python, env):
-        self.folder = Path(tempfile.mkdtemp(prefix="bn-browser-"))
-        self.root = self.folder / "root"
-        self.runtime = self.folder / "runtime"
-        settings = self.folder / "settings"
-        for path in (self.root, self.runtime, settings, self.folder / "config", self.folder / "workspaces",
-                     self.folder / "ipython"):
-            path.mkdir(parents=True)
-        for name, values in USER_SETTINGS.items():
-            (settings / name).parent.mkdir(parents=True, exist_ok=True)
-            (settings / name).write_text(json.dumps(values))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, **env, JUPYTER_CONFIG_DIR=str(self.folder / "config"),
-                        JUPYTER_RUNTIME_DIR=str(self.runtime),
-                        JUPYTERLAB_WORKSPACES_DIR=str(self.folder / "workspaces"),
-                        JUPYTERLAB_SETTINGS_DIR=str(settings), IPYTHONDIR=str(self.folder / "ipython"),
-                        PYTHONUNBUFFERED="1")
-        self.log_path = self.folder / "server.log"
-        self.process = None
-        self.python = python
-
-    def start(self, timeout=180):
-        log = open(self.log_path, "w")
-        command = [self.python, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                   f"--port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-                   f"--ServerApp.root_dir={self.root}", "--LabApp.expose_app_in_browser=True",
-                   "--JupyterNotebookApp.expose_app_in_browser=True",
-                   "--LanguageServerManager.autodetect=False"]
-        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}:\n{self.log_tail()}")
+        port = sock.getsockname()[1]
+    environment = dict(os.environ, **env, JUPYTER_CONFIG_DIR=str(folder / "config"),
+                       JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
+                       IPYTHONDIR=str(folder / "ipython"),
+                       JUPYTERLAB_WORKSPACES_DIR=str(folder / "workspaces"),
+                       JUPYTERLAB_SETTINGS_DIR=str(folder / "settings"))
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+               f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
+               f"--ServerApp.root_dir={folder / 'root'}",
+               "--LanguageServerManager.autodetect=False"]
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
             try:
-                self.api("GET", "/api/status")
-                return self
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=10).close()
+                break
             except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n"
+                                       + (folder / "server.log").read_text()[-3000:]) from None
                 time.sleep(0.3)
-        raise TimeoutError(f"JupyterLab did not answer within {timeout} s:\n{self.log_tail()}")
-
-    def log_tail(self, chars=4000):
+        yield url, folder / "root"
+    finally:
+        server.send_signal(signal.SIGTERM)  # it shuts its kernels down
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(30)
+        shutil.rmtree(folder, ignore_errors=True)
 
-    def api(self, method, path, timeout=60):
-        request = urllib.request.Request(self.url + path, method=method,
-                                         headers={"Authorization": f"token {TOKEN}"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-        return json.loads(body) if body else None
 
-    def lab_url(self, relative):
-        return f"{self.url}/lab/workspaces/bt-{uuid.uuid4().hex[:12]}/tree/{relative}?token={TOKEN}"
+@contextlib.contextmanager
+def chromium(executable=None):
+    """Headless Chromium through Playwright."""
+    from playwright.sync_api import sync_playwright
 
-    def notebook7_url(self, relative):
-        return f"{self.url}/notebooks/{relative}?token={TOKEN}"
-
-    def kernel_pids(self, kernel_id):
-        return processes_mentioning(f"kernel-{kernel_id}.json")
-
-    def shutdown_session(self, session_id, kernel_id, timeout=60):
-        """Shut the session's kernel down through the REST API; returns PIDs still alive after."""
-        pids = self.kernel_pids(kernel_id)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable or find_chromium(),
+                                             args=CHROMIUM_FLAGS)
         try:
-            self.api("DELETE", f"/api/sessions/{session_id}")
-        except OSError:
-            pass
-        try:
-            self.api("DELETE", f"/api/kernels/{kernel_id}")
-        except OSError:
-            pass  # already gone with its session
-        return wait_until_gone(pids, timeout)
+            yield browser
+        finally:
+            browser.close()
 
-    def stop(self, timeout=60):
-        """Stop the server by its PID (it shuts its kernels down), then make sure that nothing it
-        started still runs; remove the temporary folder. Returns a list of problems found."""
-        problems = []
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+
+class ExpectedPanel:
+    """A panel drawn in this process from the lesson's #@save cells: the PNG the page must show.
+    A panel that draws what the lesson computes outside them (lesson 05 replays a training run)
+    cannot be drawn here: `missing` says why, and its image is then only checked to change."""
+
+    def __init__(self, name, panel, figure_png):
+        self.name, self.controls, self.figure_png = name, panel.controls, figure_png
+        for control in self.controls.values():  # a slider in the page puts its value on its grid
+            if type(control).__name__ == "FloatSlider":
+                control.value = on_grid(control.min, control.max, control.step, control.value)
+            elif type(control).__name__ == "FloatLogSlider":
+                exponent = math.log(control.value) / math.log(control.base)
+                snapped = on_grid(control.min, control.max, control.step, exponent)
+                if snapped != exponent:
+                    control.value = control.base ** snapped
+        try:
+            self.fig, self.update = panel.build()
+            self.missing = None
+        except NameError as error:
+            self.fig, self.missing = None, str(error)
+        self.png = self.draw()
+
+    def draw(self):
+        if self.fig is None:
+            return None
+        self.update(**{name: control.value for name, control in self.controls.items()})
+        return self.figure_png(self.fig)
+
+    def shows(self, png):
+        """Whether `png` is this panel's PNG (any PNG where it cannot be drawn here)."""
+        return self.png in (None, png)
+
+
+def expected_panels(path, scratch):
+    """The lesson's panels as this process draws them (fast mode, data/), in notebook order."""
+    module = load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR),
+                              BN_FIGURES_DIR=str(scratch))
+    return [ExpectedPanel(name, panel, module.figure_png) for name, panel in saved_panels(module)]
+
+
+def on_grid(low, high, step, value):
+    """`value` put on a slider's grid as noUiSlider (ipywidgets' sliders) computes it, to the last
+    bit: through a percentage of the range (0.9 on 0.05..2 by 0.01 becomes 0.9000000000000001)."""
+    if value >= high:
+        return high
+    percent = (value - low) * 100 / (high - low)
+    grid = step * 100 / (high - low)
+    percent = math.floor(percent / grid + 0.5) * grid  # JavaScript's Math.round
+    return high if percent >= 100 else percent * (100 / 100) * (high - low) / 100 + low
+
+
+def moves(control, page_keys=False):
+    """What a person does to change a control, in order: (action, attribute, value), the control's
+    attribute (value or index) being `value` afterwards. A slider gets up to MAX_PRESSES presses
+    of an arrow key (or, with `page_keys`, of PageUp/PageDown: PAGE steps), towards its farther end
+    (the driver stops once the figure changes); a checkbox one click; toggle buttons and a
+    dropdown every other option, in turn."""
+    kind = type(control).__name__
+    if kind in ("IntSlider", "FloatSlider", "FloatLogSlider", "SelectionSlider"):
+        if kind == "SelectionSlider":
+            low, top, step, position = 0, len(control.options) - 1, 1, control.index
+        else:
+            low, top, step, position = control.min, control.max, control.step, control.value
+            if kind == "FloatLogSlider":
+                position = math.log(control.value) / math.log(control.base)
+        stride, keys = (PAGE, ("PageUp", "PageDown")) if page_keys else (1, ("ArrowRight",
+                                                                              "ArrowLeft"))
+        sign = 1 if top - position >= position - low else -1
+        for _ in range(MAX_PRESSES):
+            moved = position + sign * stride * step
+            if kind.startswith("Float"):
+                moved = on_grid(low, top, step, moved)
+            moved = min(max(moved, low), top)
+            if moved == position:
+                break  # at the end
+            position = moved
+            key = ("press", keys[sign < 0])
+            if kind == "FloatLogSlider":
+                yield key, "value", control.base ** position
+            else:
+                yield key, "index" if kind == "SelectionSlider" else "value", position
+    elif kind == "Checkbox":
+        yield ("check", control.description), "value", not control.value
+    elif kind in ("ToggleButtons", "Dropdown"):
+        start = control.index
+        for index, option in enumerate(control.options):
+            label = str(option[0] if isinstance(option, tuple) else option)
+            if index != start:
+                yield ("click" if kind == "ToggleButtons" else "select", label), "index", index
+    else:
+        raise AssertionError(f"this suite cannot move a {kind} ({control.description!r})")
+
+
+WATCH = """(image, events) => {
+  if (window.__bnObserver) window.__bnObserver.disconnect();
+  const watch = {input: null, shown: []};
+  const mark = () => { if (watch.input === null) watch.input = performance.now(); };
+  for (const type of events) document.addEventListener(type, mark, {capture: true, once: true});
+  const observer = new MutationObserver(() => watch.shown.push(performance.now()));
+  observer.observe(image, {attributes: true, attributeFilter: ["src"]});
+  [window.__bnWatch, window.__bnObserver] = [watch, observer];
+}"""
+RUN_ALL_DONE = """notebook => {
+  const panel = document.querySelector(notebook);
+  const prompts = Array.from(panel.querySelectorAll(".jp-CodeCell .jp-InputPrompt"),
+                             p => p.textContent);
+  const idle = Array.from(panel.querySelectorAll(".jp-Notebook-ExecutionIndicator"),
+                          e => e.textContent).join().includes("Idle");
+  const failed = Array.from(panel.querySelectorAll("[data-mime-type$='stderr']"),
+                            e => e.textContent).some(t => /Traceback|Error/.test(t));
+  return failed ||
+    (idle && prompts.some(p => /\\[\\d+\\]/.test(p)) && !prompts.some(p => /\\[[ *]\\]/.test(p)));
+}"""
+IMAGE_BYTES = """async image => {
+  const bytes = new Uint8Array(await (await fetch(image.src)).arrayBuffer());
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return btoa(text);
+}"""
+
+
+class LessonPage:
+    """One lesson open in one browser page (JupyterLab, or Notebook 7 with interface="notebook",
+    where the arrow keys on a slider's handle move the notebook's selection, not the slider)."""
+
+    def __init__(self, browser, url, relative, interface="lab"):
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.interface = interface
+        self.page.set_default_timeout(SLOW_MS)
+        self.errors = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        workspace = uuid.uuid4().hex  # a new one: Lab would restore the tabs of the last
+        where = "notebooks" if interface == "notebook" else f"lab/workspaces/{workspace}/tree"
+        self.page.goto(f"{url}/{where}/{relative}?token={TOKEN}", wait_until="domcontentloaded")
+        self.notebook = self.page.locator(NOTEBOOK)
+        self.notebook.locator(".jp-Cell").first.wait_for()
+
+    def run_all(self):
+        """Run > Run All Cells once the notebook shows its kernel (again if the click was lost);
+        returns when no cell waits, the kernel is idle, or an error appeared."""
+        prompts = self.notebook.locator(".jp-CodeCell .jp-InputPrompt")
+        self.notebook.get_by_role("button", name=re.compile("^Python")).wait_for()  # not No Kernel
+        self.notebook.get_by_text("Kernel status: Idle").wait_for(state="attached")
+        self.errors.clear()  # Notebook 7.6 throws two while it starts, with any notebook
+        for attempt in range(3):
+            self.page.get_by_role("menuitem", name="Run", exact=True).click()
+            self.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                problems.append(f"JupyterLab (PID {self.process.pid}) ignored SIGTERM; killed")
-                self.process.kill()
-                self.process.wait(30)
-        leftovers = processes_mentioning(str(self.folder))
-        for pid in leftovers:
-            problems.append(f"process {pid} was still running after the server stopped; killed")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        wait_until_gone(leftovers, 30)
-        shutil.rmtree(self.folder, ignore_errors=True)
-        return problems
+                prompts.filter(has_text="[*]").or_(prompts.filter(has_text="[1]")).first.wait_for(
+                    timeout=20_000 * (attempt + 1))
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+        self.page.wait_for_function(RUN_ALL_DONE, arg=NOTEBOOK, polling=250)
 
-
-# --------------------------------------------------------------------------------------------------
-# Asking the kernel (through its connection file, beside the page's own connection)
-
-KERNEL_HELPERS = r'''
-def _browser_test_state(index=None):
-    """What the browser tests need to know about PANELS (all, or one panel and its PNG)."""
-    import base64 as _base64
-    import json as _json
-    import math as _math
-    import time as _time
-    chosen = range(len(PANELS)) if index is None else [index]
-    panels = []
-    for i in chosen:
-        panel = PANELS[i]
-        controls = []
-        for name, widget in panel["controls"].items():
-            kind = type(widget).__name__
-            control = {"name": name, "kind": kind, "description": widget.description,
-                       "disabled": bool(getattr(widget, "disabled", False)), "value": repr(widget.value)}
-            if kind in ("IntSlider", "FloatSlider", "FloatLogSlider"):
-                control.update(min=widget.min, max=widget.max, step=widget.step, readout=widget.readout,
-                               orientation=widget.orientation, number=widget.value)
-                if kind == "FloatLogSlider":
-                    control.update(base=widget.base, exponent=_math.log(widget.value, widget.base))
-            elif kind in ("SelectionSlider", "ToggleButtons", "Dropdown"):
-                control.update(labels=list(widget._options_labels), index=widget.index)
-                if kind == "SelectionSlider":
-                    control.update(orientation=widget.orientation)
-            elif kind == "Checkbox":
-                control.update(checked=bool(widget.value))
-            controls.append(control)
-        entry = {"index": i, "controls": controls}
-        if index is not None:
-            started = _time.perf_counter()
-            panel["update"](**{name: w.value for name, w in panel["controls"].items()})
-            png = figure_png(panel["fig"])
-            entry["redraw_ms"] = 1000 * (_time.perf_counter() - started)
-            entry["png"] = _base64.b64encode(png).decode()
-        panels.append(entry)
-    print(MARK + _json.dumps(panels))
-'''.replace("MARK", repr(MARK))
-
-
-class KernelProbe:
-    """A second client of the notebook's kernel. It defines two helper functions in the kernel
-    (after Run All) and calls them; it never changes a widget."""
-
-    def __init__(self, connection_file):
-        from jupyter_client import BlockingKernelClient
-
-        self.client = BlockingKernelClient(connection_file=str(connection_file))
-        self.client.load_connection_file()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=120)
-        self.run(KERNEL_HELPERS)
-
-    def run(self, code, timeout=180):
-        printed, errors = [], []
-
-        def hook(message):
-            kind, content = message["header"]["msg_type"], message["content"]
-            if kind == "stream":
-                printed.append(content["text"])
-            elif kind == "error":
-                errors.append("\n".join(content["traceback"]))
-
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, store_history=False,
-                                                allow_stdin=False)
-        if reply["content"]["status"] != "ok" or errors:
-            raise RuntimeError(f"the kernel failed to run the test's query:\n{''.join(errors)}")
-        return "".join(printed)
-
-    def state(self, index=None):
-        text = self.run(f"_browser_test_state({index!r})")
-        return json.loads(text.split(MARK, 1)[1])
+    def problems(self):
+        """Error output, widget errors and JavaScript errors on the page."""
+        found = [f"JavaScript error: {error}" for error in self.errors]
+        for output in self.notebook.locator(
+                "[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts():
+            if "Error" in output or "Traceback" in output:
+                found.append(f"error output: {output[:2000]}")
+        for panel_error in self.notebook.locator(f"{PANEL} > .widget-html").all_inner_texts():
+            if panel_error.strip():
+                found.append(f"a panel's redraw failed: {panel_error[:2000]}")
+        if self.notebook.get_by_text("Error displaying widget").count():
+            found.append("Error displaying widget")
+        return found
 
     def panels(self):
-        return self.state()
+        return self.notebook.locator(PANEL)
 
-    def panel(self, index):
-        return self.state(index)[0]
+    def image_png(self, panel):
+        image = self.panels().nth(panel).locator("> img.widget-image")
+        return base64.b64decode(image.evaluate(IMAGE_BYTES))
+
+    def control(self, panel, position):
+        return self.panels().nth(panel).locator("> .widget-box > *").nth(position)
+
+    def act(self, panel, position, action, changes=True):
+        """Do one thing a person does to a control; when the image `changes`, wait until the new
+        one is shown (and no other follows) and return the round trip in ms: from the input
+        event to the new image in the page."""
+        control, (verb, what) = self.control(panel, position), action
+        image = self.panels().nth(panel).locator("> img.widget-image")
+        image.evaluate(WATCH, ["keydown", "pointerdown"])
+        if verb == "press":
+            control.get_by_role("slider").press(what)
+        elif verb == "check":
+            control.get_by_role("checkbox").click()
+        elif verb == "click":
+            control.get_by_role("button", name=what, exact=True).click()
+        else:
+            control.get_by_role("combobox").select_option(label=what)
+        if not changes:
+            return None
+        try:
+            self.page.wait_for_function(
+                "q => { const w = window.__bnWatch; "
+                "return w.shown.length && performance.now() - w.shown.at(-1) > q; }",
+                arg=QUIET_MS, timeout=CHANGE_MS, polling=50)
+        except Exception:
+            raise AssertionError(
+                f"the image in the page did not change within {CHANGE_MS / 1000:.0f} s"
+                f"{''.join('; ' + p for p in self.problems())}") from None
+        watch = self.page.evaluate("() => window.__bnWatch")
+        return round(watch["shown"][0] - watch["input"], 1)
 
     def close(self):
-        self.client.stop_channels()
+        self.page.close()
 
 
-# --------------------------------------------------------------------------------------------------
-# The page
-
-PAGE_HELPERS = r"""
-() => {
-  if (window.__bt) return;
-  const controlSelector = [
-    ".widget-slider", ".widget-checkbox", ".widget-toggle-buttons", ".widget-dropdown",
-    ".widget-text", ".widget-textarea", ".widget-button", ".widget-radio", ".widget-select",
-    ".widget-select-multiple", ".widget-colorpicker", ".widget-datepicker", ".widget-toggle-button",
-    ".widget-play", ".widget-combobox", ".widget-tagsinput", ".widget-upload"
-  ].join(",");
-  const visible = () => document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden)");
-  const panels = () => Array.from(visible().querySelectorAll(".widget-vbox")).filter(box =>
-    box.children.length === 2 && box.children[0].classList.contains("widget-box") &&
-    box.children[1].classList.contains("widget-output"));
-  const kindOf = el => {
-    if (el.classList.contains("widget-checkbox")) return "Checkbox";
-    if (el.classList.contains("widget-toggle-buttons")) return "ToggleButtons";
-    if (el.classList.contains("widget-dropdown")) return "Dropdown";
-    if (el.classList.contains("widget-slider")) return "slider";
-    return "other:" + el.className;
-  };
-  const describe = el => {
-    if (el.classList.contains("widget-checkbox")) {
-      const span = el.querySelector(".widget-label-basic span");
-      return span ? span.textContent : "";
-    }
-    const label = el.querySelector(":scope > .widget-label");
-    return label ? label.textContent : "";
-  };
-  const shown = el => {
-    const kind = kindOf(el);
-    if (kind === "Checkbox") return {checked: el.querySelector("input[type=checkbox]").checked};
-    if (kind === "ToggleButtons") {
-      const buttons = Array.from(el.querySelectorAll("button.widget-toggle-button"));
-      return {index: buttons.findIndex(b => b.classList.contains("mod-active")),
-              labels: buttons.map(b => b.textContent)};
-    }
-    if (kind === "Dropdown") {
-      const select = el.querySelector("select");
-      return {index: select.selectedIndex, labels: Array.from(select.options).map(o => o.textContent)};
-    }
-    const handle = el.querySelector(".noUi-handle");
-    const readout = el.querySelector(".widget-readout");
-    return {now: handle ? handle.getAttribute("aria-valuenow") : null,
-            readout: readout ? readout.textContent : null,
-            disabled: handle ? handle.hasAttribute("disabled") : true};
-  };
-  const image = box => {
-    const imgs = box.children[1].querySelectorAll("img");
-    return imgs.length === 1 ? imgs[0].getAttribute("src") : (imgs.length ? "several images" : null);
-  };
-  const kernel = () => window.__btNotebook.sessionContext.session.kernel;
-  window.__bt = {
-    panels,
-    controlsOutsidePanels() {
-      const inPanels = new Set(panels().flatMap(p => Array.from(p.children[0].children)));
-      return Array.from(visible().querySelectorAll(controlSelector)).filter(el =>
-        !inPanels.has(el) && !Array.from(inPanels).some(p => p.contains(el))).map(el =>
-        el.className + ": " + el.textContent.slice(0, 60));
-    },
-    layout() {
-      return panels().map(p => Array.from(p.children[0].children).map(el =>
-        ({kind: kindOf(el), description: describe(el)})));
-    },
-    shown(i) {
-      const p = panels()[i];
-      return {controls: Array.from(p.children[0].children).map(shown), image: image(p)};
-    },
-    kernelIdle() {
-      const k = kernel();
-      return !!k && k.connectionStatus === "connected" && k.status === "idle";
-    },
-    arm(i) {
-      if (window.__btWatch) window.__btWatch.stop();
-      const p = panels()[i];
-      const st = {mutations: 0, last: 0, firstInput: null, lastInput: null, lastInputType: null,
-                  before: image(p), armed: performance.now()};
-      const observer = new MutationObserver(() => { st.mutations += 1; st.last = performance.now(); });
-      observer.observe(p.children[1],
-                       {childList: true, subtree: true, attributes: true, characterData: true});
-      const onInput = event => {
-        if (event.type === "pointermove" && !event.buttons) return;
-        const t = performance.now();
-        if (st.firstInput === null && event.type !== "pointermove") st.firstInput = t;
-        st.lastInput = t; st.lastInputType = event.type;
-      };
-      const types = ["pointerdown", "pointermove", "pointerup", "keydown", "click", "change"];
-      for (const type of types) document.addEventListener(type, onInput, true);
-      window.__btWatch = {st, stop() {
-        observer.disconnect();
-        for (const type of types) document.removeEventListener(type, onInput, true);
-      }};
-    },
-    settled(quietMs) {
-      const w = window.__btWatch;
-      return !!w && w.st.mutations > 0 && performance.now() - w.st.last > quietMs && window.__bt.kernelIdle();
-    },
-    drawn(count) {
-      const all = panels();
-      return all.length === count && all.every(p => image(p) !== null) && window.__bt.kernelIdle();
-    },
-    watch() { const st = window.__btWatch.st; return Object.assign({now: performance.now()}, st); },
-    problems() {
-      const found = [];
-      const model = window.__btNotebook.context.model.toJSON();
-      model.cells.forEach((cell, index) => {
-        for (const out of (cell.outputs || [])) {
-          if (out.output_type === "error") found.push(`cell ${index}: ${out.ename}: ${out.evalue}`);
-          const text = Array.isArray(out.text) ? out.text.join("") : (out.text || "");
-          if (out.output_type === "stream" && out.name === "stderr" &&
-              /Error|Warning|Traceback/.test(text)) found.push(`cell ${index} stderr: ${text.slice(0, 300)}`);
-        }
-      });
-      for (const p of panels()) {
-        for (const el of p.children[1].querySelectorAll(
-          "[data-mime-type='application/vnd.jupyter.stderr']")) {
-          found.push("in a slider panel's output: " + el.textContent.slice(0, 300));
-        }
-      }
-      const text = visible().innerText;
-      for (const phrase of ["Error displaying widget", "Error rendering output", "Model not found",
-                            "Failed to display", "Javascript Error"]) {
-        if (text.includes(phrase)) found.push("on the page: " + phrase);
-      }
-      return found;
-    },
-  };
-}
-"""
-
-WAIT_KERNEL = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  if (!(k && k.connectionStatus === "connected" && k.status === "idle" && w.context && w.context.isReady)) {
-    return false;
-  }
-  window.__btNotebook = w;
-  return true;
-}"""
-
-RUN_STATE = """() => {
-  const w = window.__btNotebook;
-  const cells = w.context.model.toJSON().cells.filter(c => c.cell_type === "code" &&
-    (Array.isArray(c.source) ? c.source.join("") : c.source).trim());
-  const ran = cells.filter(c => c.execution_count).length;
-  const errors = cells.filter(c => (c.outputs || []).some(o => o.output_type === "error")).length;
-  const k = w.sessionContext.session.kernel;
-  const running = w.content.node.querySelectorAll(".jp-InputPrompt").length &&
-    Array.from(w.content.node.querySelectorAll(".jp-InputPrompt")).some(n => n.textContent.includes("*"));
-  return {total: cells.length, ran, errors, idle: k.status === "idle", running};
-}"""
+def open_lesson(browser, url, root, path, interface="lab"):
+    """Copy the lesson alone into an empty folder under `root`, open it, Run All; a LessonPage."""
+    folder = root / f"{interface}-{path.stem}"
+    folder.mkdir()
+    shutil.copy(path, folder / path.name)
+    page = LessonPage(browser, url, f"{folder.name}/{path.name}", interface)
+    page.run_all()
+    return page
 
 
-def drivable(control):
-    """Whether this suite knows how to change the control the way a person does."""
-    return control["kind"] in SUPPORTED_KINDS and not control["disabled"]
-
-
-def unexercised(panels, exercised):
-    """The controls of `panels` (the kernel's PANELS) missing from `exercised`, a set of (panel
-    number, description) pairs, each with the reason."""
-    gaps = []
-    for index, panel in enumerate(panels):
-        for control in panel["controls"]:
-            if (index + 1, control["description"]) in exercised:
-                continue
-            if control["kind"] not in SUPPORTED_KINDS:
-                why = f"a kind this suite cannot drive (it drives {', '.join(SUPPORTED_KINDS)})"
-            elif control["disabled"]:
-                why = "disabled, so a learner cannot change it either"
-            else:
-                why = "no change could be made"
-            gaps.append(f"panel {index + 1} {control['description']!r} ({control['kind']}): {why}")
-    return gaps
-
-
-def png_of(src):
-    """The bytes of a data:image/png;base64,... URL."""
-    if not src or not src.startswith("data:image/png;base64,"):
-        return None
-    return base64.b64decode(src.split(",", 1)[1])
-
-
-def slider_fraction(control, shown_now):
-    """Where the handle is along the track (0..1), from the handle's aria-valuenow."""
-    if control["kind"] == "SelectionSlider":
-        low, high = 0, len(control["labels"]) - 1
-    else:
-        low, high = control["min"], control["max"]
-    return 0.5 if high == low else (shown_now - low) / (high - low)
-
-
-def typed_target(control):
-    """A value to type into a slider's readout: on the grid of the slider, away from the current
-    value, written the way a person would."""
-    kind = control["kind"]
-    if kind == "FloatLogSlider":
-        low, high, step, now = control["min"], control["max"], control["step"], control["exponent"]
-    else:
-        low, high, step, now = control["min"], control["max"], control["step"], control["number"]
-    steps = max(1, round((high - low) / step)) if step else 1
-    candidates = [round(steps * f) for f in (0.35, 0.65, 0.1, 0.9, 0.0, 1.0)]
-    for k in candidates:
-        grid = low + k * step if step else low + (high - low) * k / steps
-        grid = min(max(grid, low), high)
-        if abs(grid - now) > 1e-9 * max(1.0, abs(now)) + (step or 0) / 2:
-            break
-    if kind == "IntSlider":
-        return int(round(grid)), str(int(round(grid)))
-    if kind == "FloatLogSlider":
-        value = control["base"] ** grid
-        return value, f"{value:.6g}"
-    text = f"{round(grid, 10):.10g}"
-    return float(text), text
-
-
-def shown_number(text):
-    """(value, half a unit of its last digit) of a number as a readout or aria-valuenow shows it
-    (Unicode minus, thousands separators, an exponent); None for text that is not a number."""
-    if text is None:
-        return None
-    text = str(text).strip().replace("\u2212", "-").replace(",", "")
+def drive_lesson(browser, url, root, path, scratch, interface="lab", failure_screenshot=None):
+    """Open the lesson (alone in a folder under `root`), Run All, then move every control of every
+    panel; after each move the page's image must be the PNG drawn here for the same values.
+    Returns {panel name: {"round_trips_ms": [one per move that changed the figure], "checked": how
+    the image was checked}}."""
+    expected = expected_panels(path, scratch)
+    page = open_lesson(browser, url, root, path, interface)
     try:
-        value = float(text)
-    except ValueError:
-        return None
-    mantissa, _, exponent = text.lower().partition("e")
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return value, 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+        assert page.problems() == [], f"after Run All: {page.problems()}"
+        assert page.panels().count() == len(expected), (
+            f"the page shows {page.panels().count()} slider panels, the lesson's #@save cells make "
+            f"{len(expected)}: {[panel.name for panel in expected]}")
+        return {panel.name: drive_panel(page, index, panel) for index, panel in enumerate(expected)}
+    except BaseException as error:
+        if failure_screenshot:
+            with contextlib.suppress(Exception):
+                page.page.screenshot(path=str(failure_screenshot))
+            for name, png in getattr(error, "pngs", {}).items():  # a mismatch: both images
+                stem = failure_screenshot.stem
+                failure_screenshot.with_name(f"{stem}-{name}.png").write_bytes(png)
+        raise
+    finally:
+        page.close()
 
 
-def values_agree(control, shown):
-    """Whether the page shows the kernel's value of this control; (bool, explanation). A slider's
-    handle (aria-valuenow, rounded by noUiSlider) and its readout must both agree with the kernel's
-    value to the precision they display."""
-    kind = control["kind"]
-    if kind not in SUPPORTED_KINDS:
-        return True, "not compared: a kind this suite cannot drive (the coverage check reports it)"
-    if kind == "Checkbox":
-        ok = shown["checked"] == control["checked"]
-        return ok, f"page {shown['checked']} vs kernel {control['checked']}"
-    if kind in ("ToggleButtons", "Dropdown"):
-        ok = shown["index"] == control["index"] and shown["labels"] == control["labels"]
-        return ok, f"page option {shown['index']} of {shown['labels']} vs kernel {control['index']}"
-    if kind == "SelectionSlider":
-        ok = shown["now"] is not None and round(float(shown["now"])) == control["index"]
-        ok = ok and (shown["readout"] is None or shown["readout"] == control["labels"][control["index"]])
-        return ok, (f"page index {shown['now']} ({shown['readout']!r}) vs kernel {control['index']} "
-                    f"({control['labels'][control['index']]!r})")
-    handle = control["exponent"] if kind == "FloatLogSlider" else control["number"]
-    checks = [(shown["now"], handle)]
-    if control["readout"]:
-        checks.append((shown["readout"], control["number"]))
-    for text, expected in checks:
-        parsed = shown_number(text)
-        if parsed is None or abs(parsed[0] - expected) > parsed[1] + 1e-9 * max(1.0, abs(expected)):
-            return False, (f"page handle at {shown['now']}, readout {shown['readout']!r}; kernel "
-                           f"{control['value']}")
-    return True, ""
+def drive_panel(page, index, panel):
+    def values():
+        return ", ".join(f"{name}={control.value!r}" for name, control in panel.controls.items())
+
+    deadline = time.monotonic() + CHANGE_MS / 1000  # sliders that put their values on their grid
+    while not panel.shows(shown := page.image_png(index)) and time.monotonic() < deadline:
+        page.page.wait_for_timeout(QUIET_MS)  # send them after Run All: redraws may follow
+    assert panel.shows(shown), f"{panel.name} after Run All: not the PNG for {values()}"
+    assert page.panels().nth(index).locator("> .widget-box > *").count() == len(panel.controls)
+    round_trips = []
+    for position, control in enumerate(panel.controls.values()):
+        label = page.control(index, position).inner_text()
+        assert control.description in label, f"{panel.name}: control {position + 1} shows {label!r}"
+        changed = moved_figure = False
+        for action, attribute, value in moves(control, page_keys=page.interface == "notebook"):
+            if changed and action[0] == "press":
+                break  # the slider has moved the figure
+            before = panel.png
+            setattr(control, attribute, value)
+            panel.png = panel.draw()
+            changed = panel.png is None or panel.png != before
+            moved_figure |= changed
+            where = f"{panel.name}, {action[0]} {action[1]!r} on {control.description!r} " \
+                    f"({values()})"
+            try:
+                milliseconds = page.act(index, position, action, changed)
+            except AssertionError as error:
+                raise AssertionError(f"{where}: {error}") from None
+            if changed:
+                before, shown = shown, page.image_png(index)
+                assert shown != before, f"{where}: the page shows the same PNG again"
+                if not panel.shows(shown):
+                    error = AssertionError(
+                        f"{where}: the page shows a {len(shown)}-byte PNG, not the "
+                        f"{len(panel.png)}-byte one drawn here for these values")
+                    error.pngs = {"page": shown, "expected": panel.png}
+                    raise error
+                round_trips.append(milliseconds)
+        assert moved_figure, (f"{panel.name}: {action[0]} {action[1]!r} on {control.description!r} "
+                              f"({values()}) changes nothing in the figure")
+    assert page.problems() == [], f"{panel.name}: {page.problems()}"
+    checked = (f"changes only (not drawn here: {panel.missing})" if panel.missing
+               else "byte for byte against the PNG drawn in the test process")
+    return {"round_trips_ms": round_trips, "checked": checked}
 
 
-def say(message):
-    """Print past pytest's capture (for warnings a person must see)."""
-    print(message, file=sys.__stderr__, flush=True)
+def measure_round_trips(paths, interface="lab", executable=None):
+    """Every lesson in `paths` opened and driven as the browser tests do, in a private JupyterLab
+    and headless Chromium; returns {lesson file stem: drive_lesson's result}."""
+    results = {}
+    with (jupyter_server(BN_FAST="1", BN_DATA_DIR=str(DATA_DIR)) as (url, root),
+          chromium(executable) as browser):
+        for path in paths:
+            scratch = Path(tempfile.mkdtemp(prefix=f"bn-{path.stem[:2]}-"))
+            try:
+                results[path.stem] = drive_lesson(browser, url, root, Path(path), scratch,
+                                                  interface)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    return results
