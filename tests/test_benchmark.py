@@ -98,3 +98,12 @@ def test_a_failing_notebook_is_reported_and_a_new_file_gets_the_markers(tmp_path
     assert seconds is None and peak is None and "ZeroDivisionError" in error
     benchmark.write_between_markers(tmp_path / "new.md", "a table")
     assert (tmp_path / "new.md").read_text() == f"{benchmark.START}\na table\n{benchmark.END}\n"
+
+
+def test_the_browser_section_gives_each_panels_median_or_says_why_it_is_missing():
+    trips = {("04_batchnorm_from_scratch", "gamma_beta_panel"): [120.0, 100.0, 300.0],
+             ("04_batchnorm_from_scratch", "momentum_panel"): [90.0, 110.0]}
+    section = benchmark.browser_section(trips)
+    assert "| 04_batchnorm_from_scratch.ipynb | `gamma_beta_panel` | 3 | 120 ms | 300 ms |" in section
+    assert "| `momentum_panel` | 2 | 100 ms | 110 ms |" in section
+    assert "Not measured: no Chromium" in benchmark.browser_section(None)

@@ -1,12 +1,14 @@
 """Measure how fast the series runs and write the tables into BENCHMARKS.md.
 
-    python tools/benchmark.py                       # everything (15-20 min on 2 CPU cores)
+    python tools/benchmark.py                       # everything (about 15 min on 2 CPU cores)
     python tools/benchmark.py --fast-only --output /tmp/fast.md  # notebooks, fast mode only
     python tools/benchmark.py --parts sliders --lessons 01 04 --output /tmp/sliders.md
 
 notebooks  each lesson top to bottom in a fresh kernel, fast and full mode: wall time, peak RSS.
 sliders    every control of every slider panel the lessons' #@save cells make: its redraw,
            update(**values) then figure_png(fig), while it moves across its range.
+browser    each panel's round trip in JupyterLab in headless Chromium, from a key press or click
+           to the new image on the page, driven as the browser tests drive it (needs Chromium).
 batchnorm  lesson 04's scratch BatchNorm and batch_norm against PyTorch's, forward + backward.
 training   lesson 05's train_together (K networks side by side) against train (one at a time).
 --lessons chooses the lessons of the first two parts. The tables replace what lies between the
@@ -34,7 +36,7 @@ from run_notebooks import ROOT, execute, lesson_paths, load_saved_cells, saved_p
 
 DATA = ROOT / "data"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
-PARTS = ("notebooks", "sliders", "batchnorm", "training")
+PARTS = ("notebooks", "sliders", "browser", "batchnorm", "training")
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 BN_SHAPES = [(60, 100), (100, 16, 784), (64, 16, 28, 28), (256, 64, 16, 16)]
 NETWORKS = (3, 18)  # lesson 05 trains 3 seeds side by side; its full learning-rate sweep 6 × 3
@@ -218,6 +220,31 @@ def sliders_section(rows, repeats):
                      for name, panel, control, median, slowest in rows]))
 
 
+def round_trips(paths):
+    """{(lesson, panel): round trips in ms}, measured by the browser tests' own driver
+    (tests/browser_support.py); None when Chromium or Playwright is missing."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import browser_support
+
+    if browser_support.find_chromium() is None:
+        return None
+    try:
+        results = browser_support.measure_round_trips(paths)
+    except ImportError:  # no Playwright
+        return None
+    return {(stem, panel): result["round_trips_ms"]
+            for stem, panels in results.items() for panel, result in panels.items()}
+
+
+def browser_section(trips):
+    title = "### Browser round trips: key press or click to the new image, JupyterLab\n\n"
+    if trips is None:
+        return title + "Not measured: no Chromium (or Playwright) on this machine."
+    return title + table("| Notebook | Panel | Moves | Median | Slowest |", [
+        (f"{stem}.ipynb", f"`{panel}`", len(times), f"{statistics.median(times):.0f} ms",
+         f"{max(times):.0f} ms") for (stem, panel), times in trips.items() if times])
+
+
 def batchnorm_section(rows, threads):
     body = [("(" + ", ".join(map(str, row["shape"])) + ")", f"`nn.{row['reference']}`",
              f"{1e3 * row['nn']:.2f} ms", f"{row['module_ratio']:.2f}×",
@@ -280,6 +307,8 @@ def main(argv=None):
             lessons = {path.name: load_lesson(path, scratch) for path in paths}
             sections.append(sliders_section(time_sliders(lessons, args.repeats), args.repeats))
             torch.set_num_threads(threads)  # as it was before lesson 05 set its own
+        if "browser" in args.parts:
+            sections.append(browser_section(round_trips(paths)))
         if "batchnorm" in args.parts:
             lesson = load_lesson(lesson_paths(["04"])[0], scratch)
             torch.set_num_threads(args.threads or threads)
