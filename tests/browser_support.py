@@ -122,8 +122,8 @@ class ExpectedPanel:
     A panel that draws what the lesson computes outside them (lesson 05 replays a training run)
     cannot be drawn here: `missing` says why, and its image is then only checked to change."""
 
-    def __init__(self, name, panel, figure_png):
-        self.name, self.controls, self.figure_png = name, panel.controls, figure_png
+    def __init__(self, name, panel):
+        self.name, self.panel, self.controls = name, panel, panel.controls
         for control in self.controls.values():  # a slider in the page puts its value on its grid
             if type(control).__name__ == "FloatSlider":
                 control.value = on_grid(control.min, control.max, control.step, control.value)
@@ -142,8 +142,7 @@ class ExpectedPanel:
     def draw(self):
         if self.fig is None:
             return None
-        self.update(**{name: control.value for name, control in self.controls.items()})
-        return self.figure_png(self.fig)
+        return self.panel.render(self.fig, self.update, self.panel.values())
 
     def shows(self, png):
         """Whether `png` is this panel's PNG (any PNG where it cannot be drawn here)."""
@@ -154,7 +153,7 @@ def expected_panels(path, scratch):
     """The lesson's panels as this process draws them (fast mode, data/), in notebook order."""
     module = load_saved_cells(path, BN_FAST="1", BN_DATA_DIR=str(DATA_DIR),
                               BN_FIGURES_DIR=str(scratch))
-    return [ExpectedPanel(name, panel, module.figure_png) for name, panel in saved_panels(module)]
+    return [ExpectedPanel(name, panel) for name, panel in saved_panels(module)]
 
 
 def on_grid(low, high, step, value):

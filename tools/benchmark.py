@@ -6,7 +6,8 @@
 
 notebooks  each lesson top to bottom in a fresh kernel, fast and full mode: wall time, peak RSS.
 sliders    every control of every slider panel the lessons' #@save cells make: its redraw,
-           update(**values) then figure_png(fig), while it moves across its range.
+           SliderPanel.render (update(**values), then figure_png(fig)), while it moves
+           across its range.
 browser    each panel's round trip in JupyterLab in headless Chromium, from a key press or click
            to the new image on the page, driven as the browser tests drive it (needs Chromium).
 batchnorm  lesson 04's scratch BatchNorm and batch_norm against PyTorch's, forward + backward.
@@ -110,14 +111,12 @@ def time_sliders(lessons, repeats):
         for panel_name, panel in saved_panels(lesson):
             fig, update = panel.build()
             defaults = panel.values()
-            update(**defaults)
-            lesson.figure_png(fig)  # the first drawing (what showing the panel does)
+            panel.render(fig, update, defaults)  # the first drawing (what showing it does)
             for control_name, control in panel.controls.items():
                 times = []
                 for value in control_values(control, repeats):
                     start = time.perf_counter()
-                    update(**{**defaults, control_name: value})  # SliderPanel.widget's redraw:
-                    lesson.figure_png(fig)  # update(**self.values()), then figure_png(fig)
+                    panel.render(fig, update, {**defaults, control_name: value})  # a redraw
                     times.append(time.perf_counter() - start)
                 label = f"{control.description or control_name} ({type(control).__name__})"
                 rows.append((name, panel_name, label, 1e3 * statistics.median(times),
