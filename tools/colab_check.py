@@ -106,7 +106,7 @@ def _move_every_control(namespace, panels_expected, count):
                         f"{len(panels)} are alive in the kernel")
     for panel in panels:
         label = next((name for name, value in namespace.items() if value is panel and
-                      not name.startswith("_")), panel.build.__name__)  # its name in the lesson
+                      not name.startswith("_")), panel.make_figure.__name__)  # its name in the lesson
         calls = _counting_updates(panel)
         panel.widget()  # what showing the panel does: draws it and redraws it on every change
         seen, moves = {repr(panel.values())}, []

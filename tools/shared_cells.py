@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 import ipywidgets as widgets
+import matplotlib
 import numpy as np
 from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -55,10 +56,18 @@ class SliderPanel:
     change of a control calls update(**values), which redraws fig in place."""
 
     MEMORY = 64  # a panel keeps the PNGs of its latest values: going back is instant
+    # Titles sit on top of their axes, so that a redraw need not measure the tick
+    # labels to lift them (no panel has tick labels above an axes: the same pictures).
+    STYLE = {"axes.titley": 1.0}
 
     def __init__(self, build, controls):
-        self.build, self.controls = build, controls
+        self.make_figure, self.controls = build, controls
         self.errors = []  # tracebacks of failed redraws (each also shown in the panel)
+
+    def build(self):
+        """(fig, update) from the panel's build function, in the panel's STYLE."""
+        with matplotlib.rc_context(self.STYLE):
+            return self.make_figure()
 
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
@@ -66,9 +75,10 @@ class SliderPanel:
     @staticmethod
     def render(fig, update, values):
         """The PNG a panel shows for `values` (control name -> value) when it draws
-        them: update(**values), then figure_png(fig). As update is deterministic, the
-        bytes depend on the values alone, not on what fig showed before."""
-        update(**values)
+        them: update(**values) in STYLE, then figure_png(fig). As update is deterministic,
+        the bytes depend on the values alone, not on what fig showed before."""
+        with matplotlib.rc_context(SliderPanel.STYLE):
+            update(**values)
         return figure_png(fig)
 
     def widget(self):
