@@ -111,7 +111,7 @@ def test_the_png_is_the_figure_as_matplotlib_draws_it(lesson):
         assert np.array_equal(np.asarray(shown.convert("RGBA")), drawn), name
 
 
-def test_the_panel_style_saves_work_and_changes_no_pixel(lesson):
+def test_the_panel_style_changes_no_pixel(lesson):
     module, panels = lesson
     for name, panel in panels:
         plain_fig, plain_update = panel.make_figure()  # the lesson's build, matplotlib's style
