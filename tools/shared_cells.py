@@ -72,12 +72,11 @@ class SliderPanel:
     def values(self):
         return {name: control.value for name, control in self.controls.items()}
 
-    @staticmethod
-    def render(fig, update, values):
+    def render(self, fig, update, values):
         """The PNG a panel shows for `values` (control name -> value) when it draws
         them: update(**values) in STYLE, then figure_png(fig). As update is deterministic,
         the bytes depend on the values alone, not on what fig showed before."""
-        with matplotlib.rc_context(SliderPanel.STYLE):
+        with matplotlib.rc_context(self.STYLE):
             update(**values)
         return figure_png(fig)
 
